@@ -1,0 +1,1 @@
+"""presil.host"""

@@ -1,0 +1,3 @@
+from presil.cli import main
+
+raise SystemExit(main())
