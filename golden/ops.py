@@ -1,0 +1,413 @@
+"""Numpy reference ops of the NPU: bit-exact by definition (docs/arithmetic.md).
+
+Layouts: activations NHWC int8, conv weights OHWI int8 (I = C_in / groups),
+FC weights (N_out, K) int8, bias int32, per-channel multipliers along the
+output-channel (last) axis.
+
+Speed: no Python loop per pixel or MAC.  Conv and matmul run as float64 BLAS
+GEMMs on the integer values; that is exact (see _check_exact_k).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .arith import (
+    INT8_MAX,
+    INT8_MIN,
+    GoldenError,
+    _check_zp,
+    check_act_bounds,
+    mbqm,
+    quantize_multiplier,
+    quantize_multiplier_array,
+    requantize_raw,
+)
+
+# TFLite's int8 Add pre-shifts the zero-point-corrected inputs by 20 bits so
+# the < 1 input multipliers keep ~20 bits of precision.
+ADD_LEFT_SHIFT = 20
+
+# Every |operand product| is < 2**16 ((x - zx) and (w - zw) are both within
+# [-255, 255]), so with K < 2**37 every partial sum is an integer < 2**53 and
+# float64 adds it exactly, in any order BLAS chooses (FMA included).
+_MAX_EXACT_K = 2**37
+
+# Upper bound on float64 elements of one im2col block (~128 MiB).
+_IM2COL_BLOCK = 1 << 24
+
+
+# --------------------------------------------------------------------------
+# validation
+# --------------------------------------------------------------------------
+
+def _int8(a, name: str, ndim: int | None = None) -> np.ndarray:
+    a = np.asarray(a)
+    if a.dtype != np.int8:
+        raise GoldenError(f"{name} must be int8, got {a.dtype}")
+    if ndim is not None and a.ndim != ndim:
+        raise GoldenError(f"{name} must be {ndim}-D, got shape {a.shape}")
+    return a
+
+
+def _bias(bias, n: int) -> np.ndarray | None:
+    if bias is None:
+        return None
+    b = np.asarray(bias)
+    if b.dtype != np.int32:
+        raise GoldenError(f"bias must be int32, got {b.dtype}")
+    if b.shape != (n,):
+        raise GoldenError(f"bias must have shape ({n},), got {b.shape}")
+    return b.astype(np.int64)
+
+
+def _pair(v, name: str) -> tuple[int, int]:
+    t = (v, v) if np.isscalar(v) else tuple(v)
+    if len(t) != 2 or any(int(e) != e or e < 1 for e in t):
+        raise GoldenError(f"{name} must be a positive int or a pair of them: {v!r}")
+    return int(t[0]), int(t[1])
+
+
+def _pads(p) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right) from an int or a 4-tuple."""
+    t = (p,) * 4 if np.isscalar(p) else tuple(p)
+    if len(t) != 4 or any(int(e) != e or e < 0 for e in t):
+        raise GoldenError(f"pads must be an int >= 0 or (top, left, bottom, right): {p!r}")
+    return tuple(int(e) for e in t)  # type: ignore[return-value]
+
+
+def _out_size(n: int, k: int, s: int, p0: int, p1: int, what: str) -> int:
+    o = (n + p0 + p1 - k) // s + 1
+    if n + p0 + p1 < k or o < 1:
+        raise GoldenError(f"{what}: kernel {k} larger than padded input {n + p0 + p1}")
+    return o
+
+
+def _check_exact_k(k: int) -> None:
+    if k >= _MAX_EXACT_K:
+        raise GoldenError(f"reduction length {k} >= 2**37: float64 GEMM would not be exact")
+
+
+def _requant_params(multiplier, shift, n: int) -> tuple[np.ndarray, np.ndarray]:
+    m = np.asarray(multiplier)
+    s = np.asarray(shift)
+    for a, what in ((m, "multiplier"), (s, "shift")):
+        if a.ndim > 1 or (a.ndim == 1 and a.shape[0] != n):
+            raise GoldenError(f"{what} must be a scalar or shape ({n},), got {a.shape}")
+    return m, s
+
+
+# --------------------------------------------------------------------------
+# requantisation
+# --------------------------------------------------------------------------
+
+def requantize(acc, multiplier, shift, out_zp: int, act_min: int = INT8_MIN,
+               act_max: int = INT8_MAX) -> np.ndarray:
+    """int32 accumulator -> int8: clamp(MBQM(acc, M, shift) + out_zp, act_min, act_max).
+
+    multiplier/shift are scalars or per-channel along acc's last axis.  The
+    zero-point add is done in int64, so it cannot wrap before the clamp.
+    """
+    out_zp = _check_zp(out_zp, "out_zp")
+    act_min, act_max = check_act_bounds(act_min, act_max)
+    return requantize_raw(acc, multiplier, shift, out_zp, act_min, act_max, np.int8)
+
+
+def conv_requant_params(in_scale: float, w_scales, out_scale: float
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel (M, shift) for real = in_scale * w_scale[c] / out_scale (in float64)."""
+    w = np.atleast_1d(np.asarray(w_scales, dtype=np.float64))
+    if not (np.all(w > 0) and in_scale > 0 and out_scale > 0):
+        raise GoldenError("scales must be > 0")
+    return quantize_multiplier_array(float(in_scale) * w / float(out_scale))
+
+
+# --------------------------------------------------------------------------
+# convolution
+# --------------------------------------------------------------------------
+
+def _wrap32(acc_f64: np.ndarray) -> np.ndarray:
+    """Exact-integer float64 accumulator -> int32 with two's-complement wrap.
+
+    float64 -> int64 is exact (|v| < 2**53); numpy's int64 -> int32 cast keeps
+    the low 32 bits, i.e. wraps like the hardware accumulator (the tests
+    check it against the explicit arith.wrap_int32).
+    """
+    return acc_f64.astype(np.int64).astype(np.int32)
+
+
+def conv2d_acc(x, w, x_zp: int = 0, *, stride=1, pads=0, groups: int = 1) -> np.ndarray:
+    """int32 accumulator of a 2-D convolution (dilation 1), before bias/requant.
+
+    x: (N, H, W, C_in) int8 NHWC; w: (C_out, KH, KW, C_in/groups) int8 OHWI.
+    Returns acc[n, oh, ow, co] = sum (x - x_zp) * w, wrapped to int32, as an
+    int32 array.  Padded pixels carry x_zp, i.e. contribute 0.
+    """
+    return _wrap32(_conv_acc_f64(x, w, x_zp, stride, pads, groups))
+
+
+def _conv_acc_f64(x, w, x_zp, stride, pads, groups) -> np.ndarray:
+    """conv2d_acc before the int32 wrap, as exact integers in float64."""
+    x = _int8(x, "x", 4)
+    w = _int8(w, "w", 4)
+    x_zp = _check_zp(x_zp, "x_zp")
+    sh, sw = _pair(stride, "stride")
+    pt, pl, pb, pr = _pads(pads)
+    n, h, wd, cin = x.shape
+    cout, kh, kw, cin_g = w.shape
+    if int(groups) != groups or groups < 1:
+        raise GoldenError(f"groups must be a positive int: {groups}")
+    if cin % groups or cout % groups:
+        raise GoldenError(f"groups={groups} must divide C_in={cin} and C_out={cout}")
+    if cin_g != cin // groups:
+        raise GoldenError(f"weight I dim {cin_g} != C_in/groups = {cin // groups}")
+    oh = _out_size(h, kh, sh, pt, pb, "conv2d height")
+    ow = _out_size(wd, kw, sw, pl, pr, "conv2d width")
+    k = kh * kw * cin_g
+    _check_exact_k(k)
+
+    # Centre then zero-pad: identical to padding the raw input with x_zp.
+    xp = np.zeros((n, h + pt + pb, wd + pl + pr, cin), np.float64)
+    xp[:, pt:pt + h, pl:pl + wd, :] = x
+    xp[:, pt:pt + h, pl:pl + wd, :] -= x_zp
+    wf = w.astype(np.float64)
+    g = groups
+    cout_g = cout // g
+
+    def window(i: int, j: int, r0: int, r1: int) -> np.ndarray:
+        # Input pixels seen by kernel tap (i, j) for output rows [r0, r1).
+        return xp[:, i + r0 * sh:i + (r1 - 1) * sh + 1:sh, j:j + (ow - 1) * sw + 1:sw, :]
+
+    if cin_g == 1 and g > 1:
+        # Depthwise (optionally with channel multiplier): a GEMM would have
+        # K = 1, so accumulate taps element-wise; loop over (kh, kw) only.
+        src = np.arange(cout) // cout_g  # input channel feeding each output channel
+        acc = np.zeros((n, oh, ow, cout), np.float64)
+        for i in range(kh):
+            for j in range(kw):
+                win = window(i, j, 0, oh)
+                acc += (win if cout_g == 1 else win[..., src]) * wf[:, i, j, 0]
+    else:
+        # im2col (filled per tap) + one GEMM per block of output rows.
+        wmat = wf.reshape(g, cout_g, k).transpose(0, 2, 1)  # (G, K, cout_g)
+        rows = max(1, _IM2COL_BLOCK // max(1, n * ow * kh * kw * cin))
+        acc = np.empty((n, oh, ow, cout), np.float64)
+        for r0 in range(0, oh, rows):
+            r1 = min(oh, r0 + rows)
+            cols = np.empty((n, r1 - r0, ow, kh, kw, cin), np.float64)
+            for i in range(kh):
+                for j in range(kw):
+                    cols[:, :, :, i, j, :] = window(i, j, r0, r1)
+            p = n * (r1 - r0) * ow
+            if g == 1:
+                blk = cols.reshape(p, k) @ wmat[0]
+            else:
+                cg = cols.reshape(p, kh * kw, g, cin_g).transpose(2, 0, 1, 3).reshape(g, p, k)
+                blk = np.matmul(cg, wmat).transpose(1, 0, 2).reshape(p, cout)
+            acc[:, r0:r1] = blk.reshape(n, r1 - r0, ow, cout)
+    return acc
+
+
+def conv2d(x, w, bias, *, x_zp: int, multiplier, shift, out_zp: int, stride=1,
+           pads=0, groups: int = 1, act_min: int = INT8_MIN,
+           act_max: int = INT8_MAX) -> np.ndarray:
+    """Quantised conv2d: clamp(MBQM(acc + bias, M[c], shift[c]) + out_zp).
+
+    bias: (C_out,) int32 or None; multiplier/shift: scalar or (C_out,).
+    Returns (N, OH, OW, C_out) int8.
+    """
+    acc = _conv_acc_f64(x, w, x_zp, stride, pads, groups)
+    return _bias_requant(acc, bias, multiplier, shift, out_zp, act_min, act_max)
+
+
+def _bias_requant(acc_f64, bias, multiplier, shift, out_zp, act_min, act_max):
+    # Bias added in float64 (still exact: |acc| < 2**53, |bias| < 2**31), then
+    # one wrap: wrap(wrap(acc) + bias) == wrap(acc + bias) in modular arithmetic.
+    n = acc_f64.shape[-1]
+    b = _bias(bias, n)
+    m, s = _requant_params(multiplier, shift, n)
+    if b is not None:
+        acc_f64 += b
+    return requantize(_wrap32(acc_f64), m, s, out_zp, act_min, act_max)
+
+
+# --------------------------------------------------------------------------
+# matmul / fully connected
+# --------------------------------------------------------------------------
+
+def matmul_acc(a, b, a_zp: int = 0, b_zp: int = 0) -> np.ndarray:
+    """int32 accumulator sum_k (a - a_zp)[m, k] * (b - b_zp)[k, n], wrapped.
+
+    a: (M, K) int8, b: (K, N) int8 -> (M, N) int32.
+    """
+    return _wrap32(_matmul_f64(a, b, a_zp, b_zp))
+
+
+def _matmul_f64(a, b, a_zp, b_zp) -> np.ndarray:
+    a = _int8(a, "a", 2)
+    b = _int8(b, "b", 2)
+    a_zp = _check_zp(a_zp, "a_zp")
+    b_zp = _check_zp(b_zp, "b_zp")
+    if a.shape[1] != b.shape[0]:
+        raise GoldenError(f"matmul inner dims differ: {a.shape} @ {b.shape}")
+    _check_exact_k(a.shape[1])
+    af = a.astype(np.float64) - a_zp
+    bf = b.astype(np.float64) - b_zp
+    return af @ bf
+
+
+def matmul(a, b, *, a_zp: int, b_zp: int = 0, multiplier, shift, out_zp: int,
+           bias=None, act_min: int = INT8_MIN, act_max: int = INT8_MAX) -> np.ndarray:
+    """Quantised (M, K) @ (K, N) -> (M, N) int8; multiplier/shift scalar or (N,)."""
+    acc = _matmul_f64(a, b, a_zp, b_zp)
+    return _bias_requant(acc, bias, multiplier, shift, out_zp, act_min, act_max)
+
+
+def fully_connected_acc(x, w, x_zp: int = 0) -> np.ndarray:
+    """int32 accumulator of FC: x (B, K) int8, w (N_out, K) int8 -> (B, N_out)."""
+    return _wrap32(_fc_f64(x, w, x_zp))
+
+
+def _fc_f64(x, w, x_zp) -> np.ndarray:
+    x = _int8(x, "x", 2)
+    w = _int8(w, "w", 2)
+    if x.shape[1] != w.shape[1]:
+        raise GoldenError(f"FC: x has K={x.shape[1]}, w has K={w.shape[1]}")
+    return _matmul_f64(x, w.T, x_zp, 0)
+
+
+def fully_connected(x, w, bias, *, x_zp: int, multiplier, shift, out_zp: int,
+                    act_min: int = INT8_MIN, act_max: int = INT8_MAX) -> np.ndarray:
+    """Quantised FC: x (B, K) int8, w (N_out, K) int8 per-channel -> (B, N_out) int8."""
+    acc = _fc_f64(x, w, x_zp)
+    return _bias_requant(acc, bias, multiplier, shift, out_zp, act_min, act_max)
+
+
+# --------------------------------------------------------------------------
+# element-wise add
+# --------------------------------------------------------------------------
+
+def add_params(a_scale: float, b_scale: float, out_scale: float
+               ) -> tuple[int, int, int, int, int, int]:
+    """TFLite int8 Add parameters (a_M, a_shift, b_M, b_shift, out_M, out_shift)."""
+    for s, what in ((a_scale, "a_scale"), (b_scale, "b_scale"), (out_scale, "out_scale")):
+        if not (np.isfinite(s) and s > 0):
+            raise GoldenError(f"{what} must be finite and > 0: {s}")
+    twice_max = 2.0 * max(float(a_scale), float(b_scale))
+    a_m, a_s = quantize_multiplier(float(a_scale) / twice_max)
+    b_m, b_s = quantize_multiplier(float(b_scale) / twice_max)
+    o_m, o_s = quantize_multiplier(twice_max / ((1 << ADD_LEFT_SHIFT) * float(out_scale)))
+    return a_m, a_s, b_m, b_s, o_m, o_s
+
+
+def add(a, b, *, a_zp: int, b_zp: int, out_zp: int, params,
+        act_min: int = INT8_MIN, act_max: int = INT8_MAX) -> np.ndarray:
+    """TFLite reference int8 Add (numpy broadcasting between a and b).
+
+    params = add_params(a_scale, b_scale, out_scale).
+    """
+    a = _int8(a, "a")
+    b = _int8(b, "b")
+    a_zp = _check_zp(a_zp, "a_zp")
+    b_zp = _check_zp(b_zp, "b_zp")
+    out_zp = _check_zp(out_zp, "out_zp")
+    act_min, act_max = check_act_bounds(act_min, act_max)
+    if len(params) != 6:
+        raise GoldenError("params must be the 6-tuple from add_params")
+    a_m, a_s, b_m, b_s, o_m, o_s = params
+    try:
+        np.broadcast_shapes(a.shape, b.shape)
+    except ValueError as exc:
+        raise GoldenError(f"add: shapes {a.shape} and {b.shape} do not broadcast") from exc
+    sa = mbqm((a.astype(np.int64) - a_zp) << ADD_LEFT_SHIFT, a_m, a_s)
+    sb = mbqm((b.astype(np.int64) - b_zp) << ADD_LEFT_SHIFT, b_m, b_s)
+    v = mbqm(sa + sb, o_m, o_s) + out_zp
+    return np.clip(v, act_min, act_max).astype(np.int8)
+
+
+# --------------------------------------------------------------------------
+# pooling
+# --------------------------------------------------------------------------
+
+def _pool_geometry(x, kernel, stride, pads, what):
+    x = _int8(x, "x", 4)
+    kh, kw = _pair(kernel, "kernel")
+    sh, sw = _pair(stride, "stride")
+    pt, pl, pb, pr = _pads(pads)
+    # A pad >= kernel would allow windows with no valid element.
+    if max(pt, pb) >= kh or max(pl, pr) >= kw:
+        raise GoldenError(f"{what}: pads {pads} must be smaller than kernel {(kh, kw)}")
+    n, h, w, c = x.shape
+    oh = _out_size(h, kh, sh, pt, pb, f"{what} height")
+    ow = _out_size(w, kw, sw, pl, pr, f"{what} width")
+    return x, (kh, kw), (sh, sw), (pt, pl, pb, pr), (oh, ow)
+
+
+def max_pool(x, kernel, *, stride=1, pads=0) -> np.ndarray:
+    """Max over the valid (non-padded) window elements; NHWC int8 -> int8.
+
+    The output keeps the input's scale and zero point.
+    """
+    x, (kh, kw), (sh, sw), (pt, pl, pb, pr), (oh, ow) = _pool_geometry(
+        x, kernel, stride, pads, "max_pool")
+    n, h, w, c = x.shape
+    # Pad with a value below every int8 so padding never wins; pads < kernel
+    # guarantees each window holds at least one real pixel.
+    xp = np.full((n, h + pt + pb, w + pl + pr, c), INT8_MIN - 1, np.int16)
+    xp[:, pt:pt + h, pl:pl + w, :] = x
+    out = np.full((n, oh, ow, c), INT8_MIN - 1, np.int16)
+    for i in range(kh):
+        for j in range(kw):
+            np.maximum(out, xp[:, i:i + (oh - 1) * sh + 1:sh, j:j + (ow - 1) * sw + 1:sw, :],
+                       out=out)
+    return out.astype(np.int8)
+
+
+def _valid_counts(n: int, k: int, s: int, p0: int, o: int) -> np.ndarray:
+    start = np.arange(o) * s - p0
+    return np.minimum(start + k, n) - np.maximum(start, 0)
+
+
+def avg_pool(x, kernel, *, stride=1, pads=0, in_zp: int, out_zp: int, multiplier,
+             shift, count_include_pad: bool = False, act_min: int = INT8_MIN,
+             act_max: int = INT8_MAX) -> np.ndarray:
+    """Average pool: q = round_half_away(MBQM(sum_valid(x - in_zp), M, shift) / n).
+
+    (M, shift) encodes in_scale / out_scale; n is the number of valid window
+    elements, or kh*kw when count_include_pad.  NHWC int8 -> int8.
+    """
+    x, (kh, kw), (sh, sw), (pt, pl, pb, pr), (oh, ow) = _pool_geometry(
+        x, kernel, stride, pads, "avg_pool")
+    in_zp = _check_zp(in_zp, "in_zp")
+    out_zp = _check_zp(out_zp, "out_zp")
+    act_min, act_max = check_act_bounds(act_min, act_max)
+    m, s = np.asarray(multiplier), np.asarray(shift)
+    if m.ndim or s.ndim:
+        raise GoldenError("avg_pool multiplier/shift must be scalars")
+    n, h, w, c = x.shape
+    xp = np.zeros((n, h + pt + pb, w + pl + pr, c), np.int64)
+    xp[:, pt:pt + h, pl:pl + w, :] = x
+    xp[:, pt:pt + h, pl:pl + w, :] -= in_zp
+    acc = np.zeros((n, oh, ow, c), np.int64)
+    for i in range(kh):
+        for j in range(kw):
+            acc += xp[:, i:i + (oh - 1) * sh + 1:sh, j:j + (ow - 1) * sw + 1:sw, :]
+    if count_include_pad:
+        cnt = np.full((oh, ow), kh * kw, np.int64)
+    else:
+        cnt = np.outer(_valid_counts(h, kh, sh, pt, oh), _valid_counts(w, kw, sw, pl, ow))
+    cnt = cnt[None, :, :, None]
+    t = mbqm(acc, m, s)  # |acc| <= 255 * kh * kw: int32 unless the window is huge
+    # Integer division rounding half away from zero: the TFLite
+    # (t +- n/2) / n with C truncation.
+    q = np.sign(t) * ((np.abs(t) + cnt // 2) // cnt)
+    return np.clip(q + out_zp, act_min, act_max).astype(np.int8)
+
+
+def global_avg_pool(x, *, in_zp: int, out_zp: int, multiplier, shift,
+                    act_min: int = INT8_MIN, act_max: int = INT8_MAX) -> np.ndarray:
+    """Average pool over the whole spatial extent: (N, H, W, C) -> (N, 1, 1, C)."""
+    x = _int8(x, "x", 4)
+    return avg_pool(x, (x.shape[1], x.shape[2]), stride=1, pads=0, in_zp=in_zp,
+                    out_zp=out_zp, multiplier=multiplier, shift=shift,
+                    act_min=act_min, act_max=act_max)
