@@ -143,3 +143,11 @@ def test_regmap_hash_everywhere():
     pkg = (ROOT / "rtl/generated/npu_regmap_pkg.sv").read_text(encoding="utf-8")
     m = re.search(r"localparam logic \[31:0\] REGMAP_HASH = 32'h([0-9A-Fa-f]{8});", pkg)
     assert m and int(m.group(1), 16) == h
+
+
+def test_golden_error_codes_match_register_map_enum():
+    """The ISS's ErrorCode and the register map's err_code_e are one numbering."""
+    from presil.golden.device_errors import ErrorCode
+    from presil.host.regs.regmap_info import ErrCode
+
+    assert {c.name: c.value for c in ErrorCode} == {c.name: c.value for c in ErrCode}

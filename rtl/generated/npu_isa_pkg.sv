@@ -6,7 +6,7 @@
 /* verilator lint_off UNUSEDPARAM */
 package npu_isa_pkg;
 
-    localparam logic [31:0] ISA_HASH = 32'hc372db05;
+    localparam logic [31:0] ISA_HASH = 32'hfc89c0f2;
     localparam int unsigned INSTR_BITS = 256;
     localparam int unsigned OPCODE_LSB = 0;
     localparam int unsigned OPCODE_W = 8;
@@ -446,21 +446,6 @@ package npu_isa_pkg;
     localparam int unsigned COST_ADD_PIPELINE = 6;
     localparam int unsigned COST_POOL_PIPELINE = 4;
     localparam int unsigned COST_FENCE = 1;
-
-    // Device error codes (register ERR_CODE).
-    typedef enum logic [7:0] {
-        ERR_CODE_NONE = 8'd0,
-        ERR_CODE_ILLEGAL_OPCODE = 8'd1,
-        ERR_CODE_RESERVED_BITS = 8'd2,
-        ERR_CODE_BAD_FIELD = 8'd3,
-        ERR_CODE_DMA_WINDOW = 8'd4,
-        ERR_CODE_DMA_BUS_ERROR = 8'd5,
-        ERR_CODE_TOKEN_OVERFLOW = 8'd6,
-        ERR_CODE_TOKEN_LEAK = 8'd7,
-        ERR_CODE_CMD_OVERRUN = 8'd8,
-        ERR_CODE_WATCHDOG = 8'd9,
-        ERR_CODE_ABORTED = 8'd10
-    } err_code_e;
 
 endpackage
 /* verilator lint_on UNUSEDPARAM */
