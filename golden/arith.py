@@ -1,11 +1,12 @@
 """The NPU's integer arithmetic: the bit-exact definition of requantisation.
 
 Everything here is vectorised numpy over int64 arrays.  int64 is wide enough
-for every intermediate: the largest product is int32 x int32 < 2**62, the
-largest left shift is int32 << 30 < 2**61.  Per-channel multipliers/shifts
+for every intermediate: the largest product is int32 x Q31 < 2**62, plus a
+rounding constant <= 2**61.  Per-channel multipliers/shifts
 broadcast against the last (channel) axis like any numpy operand.
 
-The definitions follow the gemmlowp / TFLite reference kernels; see
+The definitions follow the TFLite reference kernels (requantisation: the
+single-rounding TFLITE_SINGLE_ROUNDING build); see
 docs/arithmetic.md for the written contract.
 """
 
@@ -74,111 +75,46 @@ def _check_multiplier(m: np.ndarray, shift: np.ndarray) -> None:
 
 
 # --------------------------------------------------------------------------
-# gemmlowp primitives
+# requantisation: single-rounding MultiplyByQuantizedMultiplier
 # --------------------------------------------------------------------------
 
-def srdhm(a, b) -> np.ndarray:
-    """SaturatingRoundingDoublingHighMul: round(a*b / 2**31), ties toward +inf,
-    saturating the single overflow case INT32_MIN * INT32_MIN."""
-    a = _i64(a)
-    b = _i64(b)
-    _check_int32_range(a, "srdhm operand a")
-    _check_int32_range(b, "srdhm operand b")
-    overflow = (a == INT32_MIN) & (b == INT32_MIN)
-    return np.where(overflow, np.int64(INT32_MAX), _srdhm_core(a * b))
-
-
-def _srdhm_core(ab: np.ndarray) -> np.ndarray:
-    """SRDHM from the int64 product, overflow case excluded.
-
-    Definition: v = ab + nudge, nudge = 2**30 if ab >= 0 else 1 - 2**30, then
-    v / 2**31 truncated toward zero (C division).  That collapses to one
-    floor shift, floor((ab + 2**30) / 2**31):
-      ab >= 0: v >= 0, truncation == floor, v = ab + 2**30;
-      ab <  0: v <  0, trunc(v / 2**31) == floor((v + 2**31 - 1) / 2**31)
-               and v + 2**31 - 1 == ab + 2**30.
-    (numpy's >> is an arithmetic, flooring shift.)  |ab| <= 2**62: no overflow.
-    """
-    ab += 1 << 30
-    ab >>= 31
-    return ab
-
-
-def rounding_divide_by_pot(x, exponent) -> np.ndarray:
-    """RoundingDivideByPOT: x / 2**exponent rounded half away from zero."""
-    x = _i64(x)
-    e = _i64(exponent)
-    if e.size and (e.min() < 0 or e.max() > 31):
-        raise GoldenError("exponent must be in [0, 31]")
-    return _rdbpot_core(x, e)
-
-
-def _rdbpot_core(x: np.ndarray, e) -> np.ndarray:
-    """RoundingDivideByPOT, e already validated (int or int64 array).
-
-    Definition: mask = 2**e - 1, rem = x & mask,
-    threshold = (mask >> 1) + (x < 0), result = (x >> e) + (rem > threshold).
-    Writing x = q * 2**e + rem: (x + mask - threshold) >> e == q + (rem > threshold)
-    because rem + mask - threshold lies in [0, 2**(e+1)) and reaches 2**e
-    exactly when rem > threshold.  mask - threshold = ceil(mask/2) - (x < 0),
-    which is only negative for e == 0, where rem == 0 and the +1 never
-    applies, so clamping the offset at 0 keeps that case exact too.
-    """
-    if np.ndim(e) == 0:
-        e = int(e)
-        if e == 0:
-            return x.copy()
-        return (x + ((1 << (e - 1)) - (x < 0))) >> e
-    half = ((np.int64(1) << e) - 1) - (((np.int64(1) << e) - 1) >> 1)
-    return (x + np.maximum(half - (x < 0), 0)) >> e
-
-
-# Elements per block in the blocked MBQM loop: keeps the ~6 int64 temporaries
+# Elements per block in the blocked MBQM loop: keeps the int64 temporaries
 # inside L2 cache, which is ~3x faster than whole-array passes.
 _BLOCK = 1 << 15
 
 
 def _mbqm_plan(m: np.ndarray, s: np.ndarray):
-    """Per-channel constants of the fused MBQM kernel (see _mbqm_apply)."""
-    left = np.maximum(s, 0)
-    right = np.maximum(-s, 0)
-    pos = right > 0
-    # offset = 2**30 (SRDHM nudge) + 2**(right-1) * 2**31 (RDBPOT half)
-    offset = np.int64(1 << 30) + np.where(pos, np.int64(1) << (right + 30), 0)
-    negc = np.where(pos, np.int64(1 << 31), 0)
-    return m, left, offset, negc, right + 31, bool(np.any(left > 0))
+    """Per-channel constants: total_shift = 31 - shift (1..62) and the rounding
+    constant 2**(total_shift - 1).  Only shift > 0 (total_shift <= 30) can
+    leave the int32 range (shift <= 0: |x*M| / 2**31 < 2**31 - 1), so the
+    saturation is skipped when no channel has one."""
+    m, s = np.broadcast_arrays(m, s)  # so x*M already has the in-place ops' shape
+    ts = 31 - s
+    return m, ts, np.int64(1) << (ts - 1), bool(np.any(s > 0))
 
 
 def _mbqm_apply(x: np.ndarray, plan) -> np.ndarray:
-    """Fused SRDHM + RoundingDivideByPOT on an int64 block.
+    """floor((x*M + 2**(ts-1)) / 2**ts), saturated: ONE rounding, half toward +inf.
 
-    With ab = x1 * M and y = SRDHM = floor((ab + 2**30) / 2**31) (see
-    _srdhm_core), RDBPOT(y, e) for e >= 1 is floor((y + 2**(e-1) - (y < 0)) / 2**e)
-    (see _rdbpot_core).  Since floor(floor(z / 2**31) / 2**e) == floor(z / 2**(31+e))
-    and y < 0 <=> ab < -2**30, the whole thing is one shift:
-        (ab + 2**30 + 2**(e-1) * 2**31 - 2**31 * (ab < -2**30)) >> (31 + e)
-    and for e == 0 simply (ab + 2**30) >> 31.  Max magnitude < 2**62 + 2**61 +
-    2**30 < 2**63: no int64 overflow.
+    |x*M| < 2**62 and the constant is <= 2**61, so the sum fits int64; numpy's
+    >> on int64 is an arithmetic (flooring) shift.
     """
-    m, left, offset, negc, rshift, any_left = plan
-    if any_left:
-        # Saturating left shift (deviation from TFLite: there it is undefined).
-        x = np.clip(x << left, INT32_MIN, INT32_MAX)
-    ab = x * m
-    neg = ab < -(1 << 30)
-    ab += offset
-    ab -= negc * neg
-    ab >>= rshift
-    return ab
+    m, ts, rnd, may_saturate = plan
+    r = np.asarray(x * m)  # 0-d inputs give a scalar; in-place ops need an array
+    r += rnd
+    r >>= ts
+    if may_saturate:
+        np.clip(r, INT32_MIN, INT32_MAX, out=r)
+    return r
 
 
 def multiply_by_quantized_multiplier(x, multiplier, shift) -> np.ndarray:
-    """TFLite MultiplyByQuantizedMultiplier(x, M, shift) ~= x * M * 2**shift / 2**31.
+    """MultiplyByQuantizedMultiplier(x, M, shift) ~= x * M * 2**shift / 2**31.
 
-    = RoundingDivideByPOT(SRDHM(saturate_int32(x * 2**max(shift, 0)), M), max(-shift, 0)).
-    multiplier/shift may be scalars or per-channel arrays broadcasting against x.
-    Deviation from TFLite: the left shift SATURATES to int32.  TFLite leaves
-    overflow of `x * (1 << left_shift)` undefined; the NPU saturates, so we do.
+    Single-rounding form (TFLite's TFLITE_SINGLE_ROUNDING reference kernel):
+    saturate_int32((x*M + 2**(30 - shift)) >> (31 - shift)), arithmetic shift,
+    i.e. the exact product rounded once, half toward +inf.  multiplier/shift
+    may be scalars or per-channel arrays broadcasting against x.
     """
     return requantize_raw(x, multiplier, shift)
 

@@ -2,10 +2,12 @@
 //
 // Per lane c, for every input word (presil.golden.arith is the definition):
 //   v  = wrap32(acc[c] + bias[c])
-//   x1 = saturate32(v << max(shift[c], 0))             saturating left shift
-//   y  = SRDHM(x1, mult[c])                             round(x1*mult / 2^31), ties up
-//   y  = RoundingDivideByPOT(y, max(-shift[c], 0))      ties away from zero
+//   ts = 31 - shift[c]                                  1 .. 62
+//   r  = (v * mult[c] + 2^(ts-1)) >>> ts                ONE rounding, ties toward +inf
+//   y  = saturate32(r)
 //   q  = clamp(y + out_zp, clamp_min, clamp_max)        int8
+// This is TFLite's single-rounding MultiplyByQuantizedMultiplier: no
+// intermediate SRDHM rounding, no separate rounding right shift.
 //
 // Interface: in_valid + COLS x (acc, bias, mult: int32; shift: signed 6-bit,
 // valid range [-31, 30], the engine rejects others as BAD_FIELD) + per-word
@@ -18,8 +20,9 @@
 // t + LATENCY, LATENCY = 6 (= [cost] post_pipeline in isa.toml); one word
 // per cycle, bubbles preserved.
 //
-// Stages: 1 bias add + shift decode, 2 saturating left shift, 3 32x32
-// multiply, 4 SRDHM rounding, 5 rounding right shift, 6 zero point + clamp.
+// Stages: 1 bias add + shift decode, 2 32x32 -> 64 multiply (+ rounding
+// constant decode), 3 add the rounding constant, 4 arithmetic right shift,
+// 5 saturate to int32, 6 zero point + clamp.
 module npu_requant #(
     parameter  int COLS = 16,
     localparam int LATENCY = 6
@@ -71,64 +74,47 @@ module npu_requant #(
         assign mult  = in_mult[32*c +: 32];
         assign shift = in_shift[6*c +: 6];
 
-        // Stage 1: wrapping bias add; split the shift into left/right amounts.
+        // Stage 1: wrapping bias add; total shift ts = 31 - shift. The true
+        // value lies in [1, 62], so 6-bit modular arithmetic gives it exactly.
         logic signed [31:0] v1, m1;
-        logic [5:0]         ls1, rs1;
+        logic [5:0]         ts1;
         always_ff @(posedge clk) begin
             v1  <= acc + bias;                       // int32 wrap, as ACC + bias'
             m1  <= mult;
-            ls1 <= shift[5] ? 6'd0 : shift;
-            rs1 <= shift[5] ? 6'(-shift) : 6'd0;
+            ts1 <= 6'd31 - shift;
         end
 
-        // Stage 2: saturating left shift. 63 bits hold v1 << 31 exactly, so
-        // the comparison with the int32 range sees the true value.
-        logic signed [62:0] sh2;
-        logic signed [31:0] x2, m2;
-        logic [5:0]         rs2;
-        assign sh2 = 63'(v1) <<< ls1;
+        // Stage 2: the 32x32 -> 64 signed product (|v1 * m1| <= 2^62) and
+        // the rounding constant 2^(ts-1) <= 2^61.
+        logic signed [63:0] p2, k2;
+        logic [5:0]         ts2;
         always_ff @(posedge clk) begin
-            if (sh2 > 63'(I32_MAX))      x2 <= I32_MAX;
-            else if (sh2 < 63'(I32_MIN)) x2 <= I32_MIN;
-            else                         x2 <= sh2[31:0];
-            m2  <= m1;
-            rs2 <= rs1;
+            p2  <= 64'(v1) * 64'(m1);
+            k2  <= 64'sd1 <<< (ts1 - 6'd1);
+            ts2 <= ts1;
         end
 
-        // Stage 3: the 32x32 -> 64 signed product; flag gemmlowp's single
-        // overflow case (INT32_MIN * INT32_MIN) for stage 4.
-        logic signed [63:0] p3;
-        logic               ovf3;
-        logic [5:0]         rs3;
+        // Stage 3: add the rounding constant; |p2| + k2 < 2^63, no overflow.
+        logic signed [63:0] s3;
+        logic [5:0]         ts3;
         always_ff @(posedge clk) begin
-            p3   <= 64'(x2) * 64'(m2);
-            ovf3 <= (x2 == I32_MIN) && (m2 == I32_MIN);
-            rs3  <= rs2;
+            s3  <= p2 + k2;
+            ts3 <= ts2;
         end
 
-        // Stage 4: SRDHM rounding: add the nudge, divide by 2^31 truncating
-        // toward zero (an arithmetic shift floors, so negative values are
-        // biased by 2^31 - 1 first).
-        logic signed [63:0] n4;
-        logic signed [31:0] t4, q4;
-        logic [5:0]         rs4;
-        assign n4 = p3 + (p3[63] ? (64'sd1 - 64'sd1073741824) : 64'sd1073741824);
-        // |x2 * m2| <= 2^62, so the quotient fits in 32 bits: truncating is exact.
-        assign t4 = 32'((n4 + (n4[63] ? 64'sd2147483647 : 64'sd0)) >>> 31);
+        // Stage 4: arithmetic (flooring) right shift: the single rounding,
+        // floor(v * mult / 2^ts + 1/2), i.e. ties toward +inf.
+        logic signed [63:0] r4;
         always_ff @(posedge clk) begin
-            q4  <= ovf3 ? I32_MAX : t4;
-            rs4 <= rs3;
+            r4 <= s3 >>> ts3;
         end
 
-        // Stage 5: RoundingDivideByPOT, round half away from zero.
-        logic [31:0]        mask5;
-        logic [31:0]        rem5, thr5;
+        // Stage 5: saturate to int32 (only reachable with shift > 0).
         logic signed [31:0] y5;
-        assign mask5 = ~(32'hffff_ffff << rs4);     // 2^rs4 - 1, exact up to rs4 = 31
-        assign rem5  = q4 & mask5;
-        assign thr5  = (mask5 >> 1) + {31'd0, q4[31]};
         always_ff @(posedge clk) begin
-            y5 <= (q4 >>> rs4) + ((rem5 > thr5) ? 32'sd1 : 32'sd0);
+            if (r4 > 64'(I32_MAX))      y5 <= I32_MAX;
+            else if (r4 < 64'(I32_MIN)) y5 <= I32_MIN;
+            else                        y5 <= r4[31:0];
         end
 
         // Stage 6: zero point (33 bits: cannot wrap before the clamp) + clamp.

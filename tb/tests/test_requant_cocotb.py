@@ -151,21 +151,44 @@ async def saturating_left_shift(dut):
 
 @cocotb.test()
 async def rounding_ties(dut):
-    """Exact .5 ties in both roundings: SRDHM (ties toward +inf: odd x times
-    2^30) and the right shift (ties away from zero: x*2^30/2^31 = j*2^k +/-
-    2^(k-1), shift -k)."""
+    """The single rounding at and next to exact .5 ties: x*M = (2q+1) * 2^(ts-1)
+    must round to q + 1 (half toward +inf, both signs), x*M one below / above
+    a tie to q / q + 1. M = o * 2^e for odd o, so ties exist for every shift
+    and for multipliers other than 2^30. Double rounding (or half away from
+    zero) fails here: e.g. M = 2^30, shift -1 (x/4), x = 4j + 1 gives j."""
     rng = np.random.default_rng(14)
     await reset(dut)
     n = 400
-    k = rng.integers(1, 30, (n, COLS))
-    jmax = np.minimum(100, np.int64(1) << np.maximum(0, 29 - k))
-    j = rng.integers(-jmax, jmax + 1)
-    half = np.int64(1) << (k - 1)
-    q = j * (np.int64(1) << k) + rng.choice([-1, 1], (n, COLS)) * half
-    tie_rdbp = 2 * q                          # SRDHM(2q, 2^30) = q exactly
-    tie_srdhm = 2 * rng.integers(-100, 100, (n, COLS)) + 1
-    srdhm_lane = rng.random((n, COLS)) < 0.3
-    acc = np.where(srdhm_lane, tie_srdhm, tie_rdbp)
-    shift = np.where(srdhm_lane, 0, -k)
-    v = vectors(n, rng, acc, 0, Q31_MIN, shift, zp=0, clamps=(-128, 127))
+    shape = (n, COLS)
+    # Odd o < 250, M = o << e normalised into [2^30, 2^31).
+    o = 2 * rng.integers(0, 125, shape) + 1
+    e = 31 - np.floor(np.log2(o)).astype(np.int64) - 1
+    mult = o << e
+    # Odd t with |o*t| < 250, so the result q + 1 = (o*t + 1)/2 stays in int8.
+    tmax = 249 // o
+    t = rng.choice([-1, 1], shape) * (2 * rng.integers(0, (tmax + 1) // 2) + 1)
+    # x = t << d; ts = d + 1 + e; |x| < 2^31 and ts <= 62 bound d.
+    dmax = np.minimum(30 - np.floor(np.log2(np.abs(t))).astype(np.int64), 61 - e)
+    d = rng.integers(0, dmax + 1)
+    shift = 30 - d - e
+    tie = t << d
+    # Near-tie lanes with M = 2^30: x = j*2^k + 2^(k-1) + {-1, 0, +1}, shift 1 - k
+    # (x / 2^k; k = 1 only has the tie itself).
+    near = rng.random(shape) < 0.4
+    near[0, 0] = True  # lane (0, 0) is overwritten below; keep it out of the tie check
+    k = rng.integers(1, 31, shape)
+    jmax = np.minimum(100, np.int64(1) << np.maximum(0, 30 - k))
+    j = rng.integers(-jmax, jmax)
+    off = np.where(k > 1, rng.integers(-1, 2, shape), 0)
+    near_x = j * (np.int64(1) << k) + (np.int64(1) << (k - 1)) + off
+    acc = np.where(near, near_x, tie)
+    mult = np.where(near, Q31_MIN, mult)
+    shift = np.where(near, 1 - k, shift)
+    # The extreme tie: INT32_MIN * 2^30 / 2^62 = -0.5 -> 0.
+    acc[0, 0], mult[0, 0], shift[0, 0] = I32_MIN, Q31_MIN, arith.SHIFT_MIN
+    v = vectors(n, rng, acc, 0, mult, shift, zp=0, clamps=(-128, 127))
+    # The stimulus must really hit ties and round them up (guards the generator).
+    want = golden(v)
+    assert want[0, 0] == 0
+    assert np.array_equal(want[~near], (o * t + 1)[~near] // 2)
     await check(dut, v, rng)

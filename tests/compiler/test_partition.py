@@ -42,10 +42,10 @@ def _zoo_measure(name, n_inputs):
 
 @pytest.mark.parametrize("name, min_pct", [
     ("digits_cnn", 99.0),
-    # Seeded (untrained) weights: each layer agrees within 1 LSB (isolated),
-    # but the +-1 LSB MBQM-vs-float rounding differences propagate and grow
-    # through 9 convs and 3 residual adds; measured ~90% on the logits.
-    ("resnet8", 80.0),
+    # 9 convs + 3 residual adds: with double-rounding MBQM the per-layer 1-LSB
+    # differences compounded to 87.5% on the logits; single rounding matches
+    # onnxruntime's round(acc * scale) except at exact ties: measured 100%.
+    ("resnet8", 99.0),
 ])
 def test_zoo_models_end_to_end(name, min_pct):
     m = _zoo_measure(name, n_inputs=8)

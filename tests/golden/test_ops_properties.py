@@ -19,18 +19,11 @@ PROP = settings(max_examples=50, deadline=None)
 # ------------------------------------------------------------ independent refs
 
 def ref_mbqm(x: int, m: int, shift: int) -> int:
-    """Plain-int MBQM straight from the contract (C truncating division)."""
-    left, right = max(shift, 0), max(-shift, 0)
-    a = min(max(x << left, I32_MIN), I32_MAX)
-    if a == m == I32_MIN:
-        s = I32_MAX
-    else:
-        ab = a * m
-        v = ab + ((1 << 30) if ab >= 0 else 1 - (1 << 30))
-        s = abs(v) >> 31 if v >= 0 else -(abs(v) >> 31)
-    mask = (1 << right) - 1
-    thr = (mask >> 1) + (1 if s < 0 else 0)
-    return (s >> right) + (1 if (s & mask) > thr else 0)
+    """Plain-int single-rounding MBQM straight from the contract: Python's //
+    floors, so this is floor(x*M / 2**ts + 1/2), then saturated to int32."""
+    ts = 31 - shift
+    r = (x * m + 2 ** (ts - 1)) // 2**ts
+    return min(max(r, I32_MIN), I32_MAX)
 
 
 def ref_conv_acc(x, w, zp, stride, pads, groups):
@@ -162,18 +155,32 @@ def test_relu_relu6_are_clamps_of_plain_output(geom, zp, out_zp, seed, m, shift,
 
 @PROP
 @given(xs=st.lists(st.integers(I32_MIN, I32_MAX), min_size=1, max_size=32), m=multipliers,
-       shift=neg_shifts)
+       shift=st.one_of(neg_shifts, st.integers(-31, 30)))
 def test_mbqm_error_bound_vs_exact_rational(xs, m, shift):
-    # |MBQM(x) - x*M*2**(shift-31)| <= 1/2 + 2**-(right+1) (+ saturation of the
-    # left shift, excluded here): the double-rounding bound the docs state.
+    # One rounding: |MBQM(x) - x*M*2**(shift-31)| <= 1/2 unless the result
+    # saturated (double rounding allowed 1/2 + 2**-(right+1)).
     got = arith.mbqm(np.array(xs, np.int64), m, shift)
-    right = max(-shift, 0)
-    bound = Fraction(1, 2) + (Fraction(1, 2 ** (right + 1)) if right else 0)
     for x, g in zip(xs, got.tolist()):
-        if shift > 0 and not I32_MIN <= x << shift <= I32_MAX:
-            continue
         exact = Fraction(x * m) * Fraction(2) ** (shift - 31)
-        assert abs(g - exact) <= bound
+        if g in (I32_MIN, I32_MAX) and not I32_MIN <= exact <= I32_MAX:
+            continue
+        assert abs(g - exact) <= Fraction(1, 2)
+
+
+@PROP
+@given(xs=st.lists(st.integers(I32_MIN, I32_MAX), min_size=1, max_size=32),
+       real=st.floats(2.0**-32, 2.0**30 * 0.999))
+def test_mbqm_error_bound_vs_real_multiplier(xs, real):
+    # Against the real multiplier the documented bound adds quantize_multiplier's
+    # relative error: |MBQM(x) - x*real| <= 1/2 + |x|*real*2**-31.
+    m, shift = arith.quantize_multiplier(real)
+    got = arith.mbqm(np.array(xs, np.int64), m, shift)
+    r = Fraction(real)
+    for x, g in zip(xs, got.tolist()):
+        exact = x * r
+        if g in (I32_MIN, I32_MAX) and not I32_MIN <= exact <= I32_MAX:
+            continue
+        assert abs(g - exact) <= Fraction(1, 2) + abs(exact) * Fraction(1, 2**31)
 
 
 # ------------------------------------------------------------ FC / matmul
