@@ -427,10 +427,53 @@ def run(program: Program, inputs: Mapping[str, np.ndarray], *, window=None, capt
     if unknown:
         raise ValueError(f"unknown input tensor(s): {', '.join(sorted(unknown))}")
 
+    ex = execute(program.instructions, win, rows, cols, hw, check_races=check_races,
+                 capture_instructions=capture == "instructions")
+    entries, captured = ex.schedule, ex.captures
+    outputs = {t.name: unpack_activation(_tensor_bytes(win, t), t.shape, rows)
+               for t in program.tensors if t.role == TensorRole.OUTPUT}
+    layer_cycles = {}
+    for name, (lo, hi) in program.layers().items():
+        span = entries[lo:hi]
+        layer_cycles[name] = (max(x.end for x in span) - min(x.start for x in span)) if span else 0
+    if capture == "tensors":
+        captured = {t.name: unpack_activation(_tensor_bytes(win, t), t.shape, rows) for t in program.tensors}
+    return IssResult(
+        outputs=outputs, cycles=ex.cycles, engine_busy=ex.engine_busy, mac_active=ex.mac_active,
+        schedule=entries, layer_cycles=layer_cycles, dma_bytes_read=ex.dma_bytes_read,
+        dma_bytes_written=ex.dma_bytes_written, captures=captured, window=win,
+    )
+
+
+@dataclass
+class ExecResult:
+    """What one execution of an instruction stream did. No tensors: a device
+    model has only memory, and its caller knows what lives where."""
+
+    cycles: int
+    engine_busy: dict[str, int]
+    mac_active: int
+    schedule: list[ScheduleEntry]
+    dma_bytes_read: int
+    dma_bytes_written: int
+    captures: list | None = None
+
+
+def execute(instructions, window: np.ndarray, rows: int, cols: int, depths: Mapping[str, int] | None = None, *,
+            check_races: bool = True, capture_instructions: bool = False) -> ExecResult:
+    """Run raw 32-byte instruction words against `window` (uint8 array = the DMA
+    window, modified in place). The entry point for device models, which have
+    registers and memory but no Program. depths: hardware SRAM depths (default
+    isa.toml's). Raises DeviceError (pc = instruction index), ProgramDeadlock or
+    DataRace (only with check_races)."""
+    hw = {m: spec.default_depth for m, spec in ISA.memories.items()}
+    hw.update(depths or {})
+    win = window.reshape(-1).view(np.uint8)
+    captured = [] if capture_instructions else None
     instrs = []
-    for pc, raw in enumerate(program.instructions):
+    for pc, raw in enumerate(instructions):
         try:
-            instrs.append(decode(raw))
+            instrs.append(decode(bytes(raw)))
         except IsaError as e:
             raise DeviceError(e.code, pc, str(e)) from None
     sched = _schedule(instrs, rows, cols)
@@ -443,7 +486,6 @@ def run(program: Program, inputs: Mapping[str, np.ndarray], *, window=None, capt
     fence_vc: dict[int, np.ndarray] = {}
     last_on = {e: None for e in ENGINES}
     seqs = dict.fromkeys(ENGINES, 0)
-    captured = [] if capture == "instructions" else None
     for ent in order:
         if sched.error is not None and ent.start >= sched.error_time:
             break
@@ -476,23 +518,12 @@ def run(program: Program, inputs: Mapping[str, np.ndarray], *, window=None, capt
             captured.append(_capture(ent, d, machine, accesses))
     if sched.error is not None:
         raise sched.error
-
-    outputs = {t.name: unpack_activation(_tensor_bytes(win, t), t.shape, rows)
-               for t in program.tensors if t.role == TensorRole.OUTPUT}
     entries = [sched.entries[pc] for pc in range(len(instrs))]
     busy = {e: sum(x.end - x.start for x in entries if x.engine == e) for e in ENGINES}
-    layer_cycles = {}
-    for name, (lo, hi) in program.layers().items():
-        span = entries[lo:hi]
-        layer_cycles[name] = (max(x.end for x in span) - min(x.start for x in span)) if span else 0
-    if capture == "tensors":
-        captured = {t.name: unpack_activation(_tensor_bytes(win, t), t.shape, rows) for t in program.tensors}
-    return IssResult(
-        outputs=outputs, cycles=sched.end_time, engine_busy=busy,
-        mac_active=sum(mac_cycles(d) for d in instrs), schedule=entries, layer_cycles=layer_cycles,
-        dma_bytes_read=machine.bytes_read, dma_bytes_written=machine.bytes_written, captures=captured,
-        window=win,
-    )
+    return ExecResult(cycles=sched.end_time, engine_busy=busy, mac_active=sum(mac_cycles(d) for d in instrs),
+                      schedule=entries, dma_bytes_read=machine.bytes_read,
+                      dma_bytes_written=machine.bytes_written, captures=captured)
+
 
 
 def _capture(ent: ScheduleEntry, d: DecodedInstr, m: _Machine, accesses) -> dict:
