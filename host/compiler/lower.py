@@ -1,0 +1,437 @@
+"""The back end: one NPU segment of the IR -> one Program (golden.asm.ProgramBuilder).
+
+Every tensor a segment node reads or writes is a DRAM tensor (padded NHWC,
+channels in blocks of ROWS): segment inputs/outputs have roles input/output,
+the rest intermediate, so the ISS can capture every layer's result. Each layer
+streams DRAM -> SRAM -> DRAM in tiles (tiling.py); layers are separated by a
+FENCE (a STORE -> LOAD hazard through device memory has no token path), and
+inside a layer double-buffered ACT/WGT addresses let loads of tile i+1 and
+stores of tile i-1 overlap compute of tile i, with tokens derived by
+schedule.Emitter.
+
+Lowerings (docs/architecture.md §4.2):
+- Conv: row bands x output channel blocks x reduction chunks (accumulate=1);
+  grouped/depthwise as block-diagonal tiles over the blocks the groups read.
+- FullyConnected: a convolution -- on a 1 x B "image" of K channels for a
+  (B, K) input, or an HxW kernel without padding on an HxW input for a
+  flattened (B, H, W, C) map (the front end already ordered its weight
+  columns H, W, C, so NHWC bytes need no permutation).
+- Add: chunks of words. MaxPool / AvgPool / GlobalAvgPool: POOL over row
+  bands and channel-block groups.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from presil.golden.asm import ProgramBuilder
+from presil.golden.isa import ISA
+from presil.golden.layout import pack_conv_weights, pack_post_params
+from presil.golden.program import NAME_BYTES, Program
+
+from . import ir
+from .errors import CompilerError
+from .partition import Segment, partition
+from .schedule import Emitter
+from .tiling import NpuConfig, TilingError, bands, ceil_div, choose_band_rows, max_in_rows, reduction_chunks
+
+COMPILER = "presil.host.compiler"
+
+# Field limits of GEMM / POOL geometry (isa.toml widths).
+_GEMM_MAX = {"k": 15, "stride": 7, "pad": 15, "dim": 4095, "cb": 255}
+_POOL_MAX = {"k": 255, "stride": 15, "pad": 15, "dim": 4095, "cb": 255}
+
+
+def dram_shape(shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """The NHWC descriptor shape of an IR tensor: rank 4 as is, (B, K) as (B, 1, 1, K)."""
+    if len(shape) == 4:
+        return tuple(shape)  # type: ignore[return-value]
+    if len(shape) == 2:
+        return (shape[0], 1, 1, shape[1])
+    raise CompilerError(f"NPU tensors must be rank 2 or 4, got shape {shape}")
+
+
+def desc_name(name: str, taken: set[str]) -> str:
+    """A unique descriptor name of at most NAME_BYTES UTF-8 bytes."""
+    out = name
+    if len(name.encode("utf-8")) > NAME_BYTES or not name or name in taken:
+        h = hashlib.sha1(name.encode("utf-8")).hexdigest()[:10]
+        head = name.encode("utf-8")[:NAME_BYTES - 11].decode("utf-8", "ignore")
+        out = f"{head}~{h}"
+        k = 0
+        while out in taken:
+            k += 1
+            out = f"{head[:-3]}~{h}{k:02d}"
+    taken.add(out)
+    return out
+
+
+@dataclass
+class _T:
+    """A tensor in the DMA window."""
+    desc: str
+    offset: int
+    shape: tuple[int, int, int, int]
+    quant: ir.QParams
+
+
+def _check(what: str, limits: dict, *, k=(1, 1), stride=(1, 1), pads=(0, 0), dims=(), cb=1) -> None:
+    bad = []
+    if max(k) > limits["k"]:
+        bad.append(f"kernel {k} > {limits['k']}")
+    if max(stride) > limits["stride"]:
+        bad.append(f"stride {stride} > {limits['stride']}")
+    if max(pads) > limits["pad"]:
+        bad.append(f"padding {pads} > {limits['pad']}")
+    if dims and max(dims) > limits["dim"]:
+        bad.append(f"spatial size {max(dims)} > {limits['dim']}")
+    if cb > limits["cb"]:
+        bad.append(f"{cb} channel blocks > {limits['cb']}")
+    if bad:
+        raise TilingError(f"{what}: outside the ISA's field ranges: {', '.join(bad)}")
+
+
+# --------------------------------------------------------------------------
+# layers
+# --------------------------------------------------------------------------
+
+class _ConvLayer:
+    """Conv or FullyConnected as a convolution."""
+
+    def __init__(self, lw: "SegmentLowering", n: ir.Node):
+        self.lw, self.node, cfg = lw, n, lw.cfg
+        g = lw.graph
+        x, y = g.tensors[n.inputs[0]], g.tensors[n.outputs[0]]
+        self.x_zp = x.quant.zero_point
+        xs, ys = dram_shape(x.shape), dram_shape(y.shape)
+        if isinstance(n, ir.Conv):
+            self.w = n.weights
+            self.stride, self.pads, self.groups = tuple(n.stride), tuple(n.pads), n.groups
+            self.in_view, self.out_view = xs, ys
+        else:
+            b, h, w, c = xs
+            if h == 1 and w == 1:  # (B, K): a 1 x B image, 1x1 kernel (same bytes)
+                self.in_view, self.out_view = (1, 1, b, c), (1, 1, b, ys[3])
+                self.w = n.weights.reshape(n.weights.shape[0], 1, 1, -1)
+            else:  # flattened HxWxC map: an HxW kernel over the HxW image
+                self.in_view, self.out_view = xs, (b, 1, 1, ys[3])
+                self.w = n.weights.reshape(n.weights.shape[0], h, w, c)
+            self.stride, self.pads, self.groups = (1, 1), (0, 0, 0, 0), 1
+        self.stride = (1 if self.out_view[1] == 1 else self.stride[0], 1 if self.out_view[2] == 1 else self.stride[1])
+        self.bias = n.folded_bias(self.x_zp)
+        self.cout, self.kh, self.kw = self.w.shape[0], self.w.shape[1], self.w.shape[2]
+        cin = self.in_view[3]
+        R, C = cfg.rows, cfg.cols
+        self.in_cb, self.out_cb = ceil_div(cin, R), ceil_div(self.cout, C)
+        _, h, w, _ = self.in_view
+        _check(f"layer '{n.name}'", _GEMM_MAX, k=(self.kh, self.kw), stride=self.stride,
+               pads=self.pads, dims=(h, w) + tuple(self.out_view[1:3]), cb=self.in_cb)
+        # Per output block: the input blocks its groups read, cut into WGT-sized chunks.
+        cin_g, cout_g = self.w.shape[3], self.cout // self.groups
+        half = cfg.wgt_depth // 2
+        self.blocks = []
+        for ob in range(self.out_cb):
+            o0, o1 = ob * C, min(self.cout, ob * C + C)
+            if self.groups == 1:
+                lo, hi = 0, self.in_cb
+            else:
+                g0, g1 = o0 // cout_g, (o1 - 1) // cout_g
+                lo, hi = (g0 * cin_g) // R, ((g1 + 1) * cin_g - 1) // R + 1
+            self.blocks.append(reduction_chunks(lo, hi - lo, self.kh * self.kw, R, half, f"layer '{n.name}'"))
+
+    def _block_weights(self, ob: int) -> np.ndarray:
+        """OHWI weights of output block ob over all input channels (block-diagonal if grouped)."""
+        C = self.lw.cfg.cols
+        if self.groups == 1:
+            return self.w[ob * C:(ob + 1) * C]
+        o0, o1 = ob * C, min(self.cout, ob * C + C)
+        cin_g, cout_g = self.w.shape[3], self.cout // self.groups
+        dense = np.zeros((o1 - o0, self.kh, self.kw, self.in_view[3]), np.int8)
+        for o in range(o0, o1):
+            gi = o // cout_g
+            dense[o - o0, :, :, gi * cin_g:(gi + 1) * cin_g] = self.w[o]
+        return dense
+
+    def consts(self, b: ProgramBuilder) -> None:
+        R, C = self.lw.cfg.rows, self.lw.cfg.cols
+        parts, self.chunk_words = [], []  # chunk_words[ob] = [(start, count, word offset, words)]
+        off = 0
+        for ob, chunks in enumerate(self.blocks):
+            wb = self._block_weights(ob)
+            row = []
+            for cs, cn in chunks:
+                p = pack_conv_weights(wb, R, C, oc_block=0, cb_start=cs, cb_count=cn)
+                row.append((cs, cn, off, p.size // C))
+                off += p.size // C
+                parts.append(p)
+            self.chunk_words.append(row)
+        self.w_total = off
+        self.w_dram = b.const(np.concatenate(parts))
+        self.par_dram = b.const(pack_post_params(self.bias, self.node.multiplier, self.node.shift, C))
+
+    def emit(self, em: Emitter, T: dict[str, _T]) -> None:
+        cfg, n = self.lw.cfg, self.node
+        R, C = cfg.rows, cfg.cols
+        xt, yt = T[n.inputs[0]], T[n.outputs[0]]
+        N, H, W, _ = self.in_view
+        _, OH, OW, _ = self.out_view
+        kh, kw = self.kh, self.kw
+        sh, sw = self.stride
+        pt, pl = self.pads[0], self.pads[1]
+        in_cb, out_cb = self.in_cb, self.out_cb
+        r, nbuf = choose_band_rows(OH, OW, H, W, kh, sh, in_cb, out_cb, cfg.act_depth, cfg.acc_depth,
+                                   f"layer '{n.name}'")
+        in_sz = max_in_rows(r, H, kh, sh) * W * in_cb
+        out_sz = r * OW * out_cb
+        in_bufs = [i * in_sz for i in range(nbuf)]
+        out_bufs = [nbuf * in_sz + i * out_sz for i in range(nbuf)]
+        wgt_bytes, par_bytes = C, 4 * C
+        resident = self.w_total <= cfg.wgt_depth
+        if resident:
+            _load(em, "WGT", self.w_dram, 0, self.w_total, wgt_bytes)
+        par_resident = 3 * out_cb <= cfg.par_depth
+        if par_resident:
+            _load(em, "PAR", self.par_dram, 0, 3 * out_cb, par_bytes)
+        half = cfg.wgt_depth // 2
+        n_wload = n_tile = 0
+        for img in range(N):
+            x0 = xt.offset + img * H * W * in_cb * R
+            y0 = yt.offset + img * OH * OW * out_cb * R
+            for band in bands(OH, r, H, kh, sh, pt):
+                ib, obuf = in_bufs[n_tile % nbuf], out_bufs[n_tile % nbuf]
+                n_tile += 1
+                _load(em, "ACT", x0 + band.i0 * W * in_cb * R, ib, band.in_rows * W * in_cb, R)
+                npx = band.rows * OW
+                for ob, chunks in enumerate(self.chunk_words):
+                    if par_resident:
+                        par = 3 * ob
+                    else:
+                        par = 3 * (ob % 2) if cfg.par_depth >= 6 else 0  # double buffer if room
+                        _load(em, "PAR", self.par_dram + 3 * ob * par_bytes, par, 3, par_bytes)
+                    for k, (cs, cn, woff, words) in enumerate(chunks):
+                        if resident:
+                            wa = woff
+                        else:
+                            wa = (n_wload % 2) * half
+                            n_wload += 1
+                            _load(em, "WGT", self.w_dram + woff * wgt_bytes, wa, words, wgt_bytes)
+                        em.emit("GEMM", accumulate=int(k > 0), in_addr=ib, in_h=band.in_rows, in_w=W,
+                                in_cb=in_cb, cb_start=cs, cb_count=cn, out_h=band.rows, out_w=OW,
+                                k_h=kh, k_w=kw, stride_h=sh, stride_w=sw, pad_t=band.pad_t, pad_l=pl,
+                                in_zp=self.x_zp, wgt_addr=wa, acc_addr=0)
+                    em.emit("POST", acc_addr=0, out_addr=obuf + ob, count=npx, out_stride=out_cb,
+                            par_addr=par, out_zp=self.lw.graph.tensors[n.outputs[0]].quant.zero_point,
+                            clamp_min=n.act_min, clamp_max=n.act_max)
+                _store(em, y0 + band.r0 * OW * out_cb * R, obuf, npx * out_cb, R)
+
+
+class _PoolLayer:
+    """MaxPool, AvgPool and GlobalAvgPool on POOL."""
+
+    def __init__(self, lw: "SegmentLowering", n: ir.Node):
+        self.lw, self.node = lw, n
+        x = lw.graph.tensors[n.inputs[0]]
+        _, h, w, _ = dram_shape(x.shape)
+        if isinstance(n, ir.GlobalAvgPool):
+            self.k, self.stride, self.pads = (h, w), (1, 1), (0, 0, 0, 0)
+        else:
+            self.k, self.stride, self.pads = tuple(n.kernel), tuple(n.stride), tuple(n.pads)
+        # A stride along a dimension with one output is never applied: any legal value will do.
+        _, oh, ow, _ = dram_shape(lw.graph.tensors[n.outputs[0]].shape)
+        self.stride = (1 if oh == 1 else self.stride[0], 1 if ow == 1 else self.stride[1])
+        _check(f"layer '{n.name}'", _POOL_MAX, k=self.k, stride=self.stride, pads=self.pads, dims=(h, w))
+
+    def consts(self, b) -> None:
+        pass
+
+    def emit(self, em: Emitter, T: dict[str, _T]) -> None:
+        cfg, n = self.lw.cfg, self.node
+        R = cfg.rows
+        xt, yt = T[n.inputs[0]], T[n.outputs[0]]
+        N, H, W, Cc = xt.shape
+        _, OH, OW, _ = yt.shape
+        in_cb = ceil_div(Cc, R)
+        kh, kw = self.k
+        sh, sw = self.stride
+        pt, pl = self.pads[0], self.pads[1]
+        # Largest channel group (pooling is per channel) for which one output row fits.
+        cbg = in_cb
+        while True:
+            try:
+                r, nbuf = choose_band_rows(OH, OW, H, W, kh, sh, cbg, cbg, cfg.act_depth, None,
+                                           f"layer '{n.name}'")
+                break
+            except TilingError:
+                if cbg == 1:
+                    raise
+                cbg = max(1, cbg // 2)
+        in_sz = max_in_rows(r, H, kh, sh) * W * cbg
+        out_sz = r * OW * cbg
+        mode = 0 if isinstance(n, ir.MaxPool) else 1
+        fields = dict(mode=mode, count_include_pad=int(getattr(n, "count_include_pad", False)),
+                      in_w=W, out_w=OW, k_h=kh, k_w=kw, stride_h=sh, stride_w=sw, pad_l=pl,
+                      in_zp=xt.quant.zero_point, out_zp=yt.quant.zero_point if mode else 0,
+                      mult=int(getattr(n, "multiplier", 0)) if mode else 0,
+                      shift=int(getattr(n, "shift", 0)) if mode else 0)
+        tile = 0
+        for img in range(N):
+            x0 = xt.offset + img * H * W * in_cb * R
+            y0 = yt.offset + img * OH * OW * in_cb * R
+            for c0 in range(0, in_cb, cbg):
+                cn = min(cbg, in_cb - c0)
+                for band in bands(OH, r, H, kh, sh, pt):
+                    ib = (tile % nbuf) * in_sz
+                    obuf = nbuf * in_sz + (tile % nbuf) * out_sz
+                    tile += 1
+                    _load_px(em, x0 + (band.i0 * W * in_cb + c0) * R, ib, band.in_rows * W, cn, in_cb, R)
+                    em.emit("POOL", in_addr=ib, in_h=band.in_rows, in_cb=cn, out_h=band.rows,
+                            pad_t=band.pad_t, out_addr=obuf, **fields)
+                    _store_px(em, y0 + (band.r0 * OW * in_cb + c0) * R, obuf, band.rows * OW, cn, in_cb, R)
+
+
+class _AddLayer:
+    def __init__(self, lw: "SegmentLowering", n: ir.Add):
+        self.lw, self.node = lw, n
+
+    def consts(self, b) -> None:
+        pass
+
+    def emit(self, em: Emitter, T: dict[str, _T]) -> None:
+        cfg, n = self.lw.cfg, self.node
+        R = cfg.rows
+        at, bt, yt = T[n.inputs[0]], T[n.inputs[1]], T[n.outputs[0]]
+        if at.shape != bt.shape or at.shape != yt.shape:
+            raise CompilerError(f"layer '{n.name}': Add needs equal shapes, got {at.shape}, {bt.shape}")
+        N, H, W, Cc = at.shape
+        total = N * H * W * ceil_div(Cc, R)
+        chunk = min(total, cfg.act_depth // 6, (1 << 20) - 1)
+        nbuf = 2
+        if chunk < 1:
+            raise TilingError(f"layer '{n.name}': ACT too small for Add")
+        am, ash, bm, bsh, om, osh = (int(v) for v in n.params)
+        for i, w0 in enumerate(range(0, total, chunk)):
+            cnt = min(chunk, total - w0)
+            s = i % nbuf
+            a_buf, b_buf, o_buf = (s * 3) * chunk, (s * 3 + 1) * chunk, (s * 3 + 2) * chunk
+            _load(em, "ACT", at.offset + w0 * R, a_buf, cnt, R)
+            _load(em, "ACT", bt.offset + w0 * R, b_buf, cnt, R)
+            em.emit("ADD", a_addr=a_buf, b_addr=b_buf, out_addr=o_buf, count=cnt,
+                    a_zp=at.quant.zero_point, b_zp=bt.quant.zero_point, out_zp=yt.quant.zero_point,
+                    clamp_min=n.act_min, clamp_max=n.act_max, a_mult=am, a_shift=ash, b_mult=bm,
+                    b_shift=bsh, out_mult=om, out_shift=osh)
+            _store(em, yt.offset + w0 * R, o_buf, cnt, R)
+
+
+# --------------------------------------------------------------------------
+# DMA helpers
+# --------------------------------------------------------------------------
+
+_MAX_X = (1 << 16) - 1
+
+
+def _load(em: Emitter, mem: str, dram: int, sram: int, words: int, word_bytes: int) -> None:
+    """Contiguous words, in rows of at most 2^16 - 1 words (x_words is 16 bits)."""
+    per = min(words, _MAX_X)
+    while per > 1 and words % per:
+        per -= 1
+    em.emit("LOAD", mem=ISA.memories[mem].id, dram_offset=dram, dram_stride=per * word_bytes,
+            sram_addr=sram, sram_stride=per, y_count=words // per, x_words=per)
+
+
+def _store(em: Emitter, dram: int, sram: int, words: int, word_bytes: int) -> None:
+    per = min(words, _MAX_X)
+    while per > 1 and words % per:
+        per -= 1
+    em.emit("STORE", mem=0, dram_offset=dram, dram_stride=per * word_bytes, sram_addr=sram,
+            sram_stride=per, y_count=words // per, x_words=per)
+
+
+def _load_px(em, dram, sram, pixels, cn, in_cb, R) -> None:
+    """`pixels` pixels, channel blocks [c0, c0 + cn) of in_cb (c0 folded into dram)."""
+    if cn == in_cb:
+        _load(em, "ACT", dram, sram, pixels * cn, R)
+    else:
+        em.emit("LOAD", mem=0, dram_offset=dram, dram_stride=in_cb * R, sram_addr=sram, sram_stride=cn,
+                y_count=pixels, x_words=cn)
+
+
+def _store_px(em, dram, sram, pixels, cn, in_cb, R) -> None:
+    if cn == in_cb:
+        _store(em, dram, sram, pixels * cn, R)
+    else:
+        em.emit("STORE", mem=0, dram_offset=dram, dram_stride=in_cb * R, sram_addr=sram, sram_stride=cn,
+                y_count=pixels, x_words=cn)
+
+
+# --------------------------------------------------------------------------
+# segments
+# --------------------------------------------------------------------------
+
+class SegmentLowering:
+    def __init__(self, graph: ir.Graph, segment: Segment, cfg: NpuConfig, name: str):
+        if segment.device != "npu":
+            raise CompilerError(f"segment {segment.name} runs on the host, not the NPU")
+        self.graph, self.seg, self.cfg, self.name = graph, segment, cfg, name
+
+    def _layer(self, n: ir.Node):
+        if isinstance(n, (ir.Conv, ir.FullyConnected)):
+            return _ConvLayer(self, n)
+        if isinstance(n, (ir.MaxPool, ir.AvgPool, ir.GlobalAvgPool)):
+            return _PoolLayer(self, n)
+        if isinstance(n, ir.Add):
+            return _AddLayer(self, n)
+        raise CompilerError(f"layer '{n.name}': no NPU lowering for {n.op}")
+
+    def build(self) -> Program:
+        g, seg, cfg = self.graph, self.seg, self.cfg
+        b = ProgramBuilder(cfg.rows, cfg.cols, name=self.name, compiler=COMPILER)
+        layers = [self._layer(n) for n in seg.nodes]
+        for lay in layers:  # the constant blob comes first in the window
+            lay.consts(b)
+        taken: set[str] = set()
+        T: dict[str, _T] = {}
+        names = list(dict.fromkeys(t for n in seg.nodes for t in n.inputs + n.outputs))
+        for t in names:
+            role = "input" if t in seg.inputs else "output" if t in seg.outputs else "intermediate"
+            tt = g.tensors[t]
+            shape = dram_shape(tt.shape)
+            d = b.tensor(desc_name(t, taken), role, shape, tt.quant.scale, tt.quant.zero_point)
+            T[t] = _T(d.name, d.dram_offset, shape, tt.quant)
+        em = Emitter(cfg.rows, cfg.cols)
+        lnames: set[str] = set()
+        for i, (n, lay) in enumerate(zip(seg.nodes, layers)):
+            if i:
+                em.fence()  # the next layer's LOADs read what this layer STOREd
+            lname = n.name
+            while lname in lnames:
+                lname += "'"
+            lnames.add(lname)
+            em.begin_layer(lname)
+            lay.emit(em, T)
+            em.end_layer()
+        em.write_to(b)
+        layer_names = [name for name, _, _ in em.layers]
+        return b.build(
+            segment=seg.index,
+            tensor_names={T[t].desc: t for t in names},
+            layer_ops=dict(zip(layer_names, (n.op for n in seg.nodes))),
+            layer_macs=dict(zip(layer_names, (n.macs(g) for n in seg.nodes))),
+            npu_config=cfg.depths,
+        )
+
+
+def lower_segment(graph: ir.Graph, segment: Segment, *, config: NpuConfig | None = None,
+                  rows: int = 16, cols: int = 16, name: str | None = None) -> Program:
+    """One NPU segment -> a validated Program."""
+    cfg = config or NpuConfig(rows, cols)
+    return SegmentLowering(graph, segment, cfg, name or f"{graph.name}.{segment.name}").build()
+
+
+def lower(graph: ir.Graph, *, config: NpuConfig | None = None, rows: int = 16, cols: int = 16
+          ) -> dict[int, Program]:
+    """Every NPU segment of the graph -> {segment index: Program}."""
+    cfg = config or NpuConfig(rows, cols)
+    return {s.index: lower_segment(graph, s, config=cfg) for s in partition(graph) if s.device == "npu"}
