@@ -40,7 +40,7 @@ def main() -> int:
         # LoadGen pre-generates duration / expected latency queries: tell it ~10 us.
         ss = null("SingleStream", {"single_stream_expected_latency_ns": 10_000})
         srv = null("Server", {"server_target_qps": 1000})
-        off = null("Offline", {"offline_expected_qps": 2e6})
+        off = null("Offline", {"offline_expected_qps": 2e5})
     inproc = measure_dispatch_overhead(1000) * 1e6
     lat = ss.latencies_ms
     print("presil mlperf harness overhead (NullBackend, real LoadGen 6.x, this machine)")
