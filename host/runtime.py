@@ -107,3 +107,52 @@ class Runner:
     def __exit__(self, *exc):
         self.close()
         return False
+
+
+class ModelRunner:
+    """A compiled model (presil.host.compiler Bundle) on a device: its NPU
+    segments run through the driver (one Runner per program, loaded once),
+    its host segments in onnxruntime. `run` is synchronous; `submit` queues a
+    request on one worker thread and returns a Future (results in order)."""
+
+    def __init__(self, bundle, device: Device | str, *, timeout: float = 30.0):
+        self.bundle = bundle
+        self._own_device = not isinstance(device, Device)
+        self.device = Device.open(device) if self._own_device else device
+        self.runners: dict[int, Runner] = {}
+        self._pool = None
+        try:
+            for i, prog in bundle.programs.items():
+                self.runners[i] = Runner(self.device, prog, slots=1, timeout=timeout)
+        except BaseException:
+            self.close()
+            raise
+
+    def _execute(self, index: int, program: Program, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self.runners[index].run(feeds)
+
+    def run(self, inputs) -> dict[str, np.ndarray]:
+        """Float NCHW inputs -> {ONNX output name: float array}, as Bundle.run."""
+        return self.bundle.run(inputs, npu_executor=self._execute)
+
+    def submit(self, inputs) -> Future:
+        from concurrent.futures import ThreadPoolExecutor
+
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="presil-model")
+        return self._pool.submit(self.run, inputs)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        for r in self.runners.values():
+            r.close()
+        if self._own_device:
+            self.device.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False

@@ -13,7 +13,7 @@ import importlib
 import sys
 
 # Modules that contribute subcommands, in the order they appear in --help.
-SUBCOMMAND_MODULES: list[str] = ["presil.codegen", "presil.golden.cli", "presil.host.zoo.cli", "presil.host.compiler.cli",
+SUBCOMMAND_MODULES: list[str] = ["presil.demo", "presil.codegen", "presil.golden.cli", "presil.host.zoo.cli", "presil.host.compiler.cli",
                                   "presil.host.cli", "presil.host.mlperf.cli"]
 
 

@@ -240,14 +240,20 @@ class Bundle:
         return out
 
     def run(self, inputs, device: str = "golden:", *, return_intermediates: bool = False,
-            check_races: bool = True):
+            check_races: bool = True, npu_executor=None):
         """Float NCHW inputs -> {ONNX output name: float array}.
 
         return_intermediates=True returns (outputs, tensors) where tensors maps
         every IR tensor (NPU layers' int8 outputs included, NHWC) to its value.
         Per-segment cycle counts land in self.last_run.
+        npu_executor(segment_index, program, feeds) -> {output tensor: int8 array}
+        runs NPU segments somewhere else than the golden ISS (a device through
+        the host driver: presil.host.runtime.ModelRunner); `device` is then unused.
         """
-        check_device(device)
+        if npu_executor is not None and return_intermediates:
+            raise BundleError("intermediate tensors are only available from the golden ISS")
+        if npu_executor is None:
+            check_device(device)
         values: dict[str, np.ndarray] = dict(self.quantize_inputs(inputs))
         stats = {"cycles": {}, "layer_cycles": {}, "mac_active": 0}
         for s in self.segments:
@@ -257,18 +263,21 @@ class Bundle:
                 names = p.meta["tensor_names"]
                 inv = {v: k for k, v in names.items()}
                 feeds = {inv[t]: values[t].reshape(dram_shape(values[t].shape)) for t in s["inputs"]}
-                r = iss.run(p, feeds, capture="tensors" if return_intermediates else None,
-                            check_races=check_races)
-                got = r.captures if return_intermediates else r.outputs
+                if npu_executor is not None:
+                    got = npu_executor(i, p, feeds)
+                else:
+                    r = iss.run(p, feeds, capture="tensors" if return_intermediates else None,
+                                check_races=check_races)
+                    got = r.captures if return_intermediates else r.outputs
+                    stats["cycles"][s["name"]] = r.cycles
+                    stats["layer_cycles"].update(r.layer_cycles)
+                    stats["mac_active"] += r.mac_active
                 for d, a in got.items():
                     t = names[d]
                     if t in values and t in s["inputs"]:
                         continue
                     values[t] = a.reshape(self.manifest["tensors"][t]["shape"]) \
                         if t in self.manifest["tensors"] else a
-                stats["cycles"][s["name"]] = r.cycles
-                stats["layer_cycles"].update(r.layer_cycles)
-                stats["mac_active"] += r.mac_active
             else:
                 runner, ops = self._host_runner(i)
                 for op in ops:

@@ -87,36 +87,32 @@ class Compiled:
 def compile_model(spec: ModelSpec, calibration, *, rows: int = 16, cols: int = 16,
                   cache_dir=None, cache_key: str = "") -> Compiled:
     """calibration: an array, or a callable returning one (only called when
-    compiling). cache_dir: keep the bundle there, keyed by the model's bytes
-    the array and cache_key (the calibration set), so the per-test
+    compiling). cache_dir: keep the bundle there, keyed by the model's bytes,
+    the array, the ISA and cache_key (the calibration set), so the per-test
     processes of one run compile once."""
-    try:
-        from presil.host.compiler import bundle as bundle_mod
-    except ImportError:
-        bundle_mod = None
-    calib = calibration if not callable(calibration) else None
-    if bundle_mod is not None and hasattr(bundle_mod, "compile_model"):
-        cache = None
-        if cache_dir:
-            key = hashlib.sha256(spec.proto.SerializeToString() + cache_key.encode()).hexdigest()[:16]
-            cache = Path(cache_dir) / f"{spec.name}-{rows}x{cols}-{key}.bundle"
-        if cache is not None and cache.is_file():
-            b = bundle_mod.Bundle.load(cache)
-        else:
-            b = bundle_mod.compile_model(spec.proto, calib if calib is not None else calibration(),
-                                         rows=rows, cols=cols)
-            if cache is not None:
-                cache.parent.mkdir(parents=True, exist_ok=True)
-                tmp = cache.with_suffix(".tmp")
-                b.save(tmp)
-                tmp.replace(cache)
-        return Compiled(spec, getattr(b, "graph", None), _bundle_programs(b), b, rows, cols)
-    from presil.host.compiler import quantize, to_ir
-    from presil.host.compiler.lower import lower
+    from presil.golden.isa import isa_hash
+    from presil.host.compiler import bundle as bundle_mod
 
-    qdq = quantize(spec.proto, calib if calib is not None else calibration())
-    graph = to_ir(qdq, spec.name)
-    return Compiled(spec, graph, lower(graph, rows=rows, cols=cols), None, rows, cols)
+    cache = None
+    if cache_dir:
+        key = hashlib.sha256(spec.proto.SerializeToString() + cache_key.encode()
+                             + isa_hash().to_bytes(4, "little")).hexdigest()[:16]
+        cache = Path(cache_dir) / f"{spec.name}-{rows}x{cols}-{key}.bundle"
+    b = None
+    if cache is not None and cache.is_file():
+        try:
+            b = bundle_mod.Bundle.load(cache)
+        except bundle_mod.CompilerError:
+            b = None  # a stale or damaged cache entry: compile again and replace it
+    if b is None:
+        b = bundle_mod.compile_model(spec.proto, calibration() if callable(calibration) else calibration,
+                                     rows=rows, cols=cols)
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_suffix(".tmp")
+            b.save(tmp)
+            tmp.replace(cache)
+    return Compiled(spec, getattr(b, "graph", None), _bundle_programs(b), b, rows, cols)
 
 
 def _bundle_programs(b) -> dict:
