@@ -4,10 +4,8 @@ A backend turns one float32 input sample into the response bytes LoadGen logs
 (see `encode_result`). Implementations:
 
 - OnnxBackend:     the FP32 model in onnxruntime (the FP32 accuracy baseline).
-- IrBackend:       the compiler's int8 IR on the golden ops (bit-exact NPU
-                   arithmetic without programs; used until a bundle exists).
-- BundleBackend:   a compiled bundle on a device URI (golden ISS, RTL sim,
-                   FPGA) through the host runtime.
+- BundleBackend:   a compiled bundle on the golden ISS, or on a device URI
+                   (golden:, sim:, xdma:, ...) through the host driver.
 - NullBackend:     a fixed result at once: the harness's own overhead.
 - EstimateBackend: a timing model. Computes the real (golden) result but
                    completes each sample when the modelled device would, so
@@ -110,83 +108,34 @@ class OnnxBackend(Backend):
         return encode_result(self.task, data, outs)
 
 
-class IrBackend(Backend):
-    """The compiled int8 IR on presil.golden.ops (bit-exact with the NPU's
-    arithmetic; host ops in float as the bundle would run them)."""
-
-    platform = "golden-model"
-
-    def __init__(self, graph, input_name: str, task: str = "classification"):
-        super().__init__()
-        from presil.host.compiler.reference import run_ir
-
-        self._run_ir = run_ir
-        self.graph = graph
-        self.input_name = input_name
-        self.task = task
-        self.name = f"golden-ir:{graph.name}"
-
-    def infer(self, data: np.ndarray) -> bytes:
-        feeds = self.graph.quantize_inputs({self.input_name: np.asarray(data, np.float32)})
-        values = self._run_ir(self.graph, feeds)
-        outs = self.graph.dequantize_outputs(values)
-        return encode_result(self.task, data, list(outs.values()))
-
-
 class BundleBackend(Backend):
-    """A compiled bundle on a device URI ("golden:", "rtlsim:...", "fpga:...").
-    Uses the bundle's asynchronous submit when it has one (the host
-    runtime's worker thread), else `Bundle.run` on our own worker thread."""
+    """A compiled bundle, on the golden ISS (device None) or on a device URI
+    (golden:, sim:, xdma:, ...) through the host driver (ModelRunner)."""
 
-    def __init__(self, bundle, device: str = "golden:", task: str = "classification",
+    def __init__(self, bundle, device: str | None = None, task: str = "classification",
                  input_name: str | None = None):
         super().__init__()
-        self.bundle = bundle
-        self.device = device
-        self.task = task
-        self.input_name = input_name or _bundle_input_name(bundle)
-        self.name = f"bundle:{getattr(bundle, 'name', 'model')}@{device}"
-        scheme = device.split(":", 1)[0]
-        self.platform = {"golden": "golden-model", "rtlsim": "rtl-sim", "rtl": "rtl-sim",
-                         "fpga": "fpga", "pcie": "fpga"}.get(scheme, scheme)
-        self._async = callable(getattr(bundle, "submit", None))
+        self.bundle, self.task = bundle, task
+        self.input_name = input_name or bundle.manifest["inputs"][0]["name"]
+        self.runner = None
+        if device is None:
+            self.platform, where = "golden-model", "golden-iss"
+        else:
+            from presil.host.runtime import ModelRunner
 
-    def _outputs(self, res) -> list[np.ndarray]:
-        if isinstance(res, dict):
-            return list(res.values())
-        outs = getattr(res, "outputs", res)
-        return list(outs.values()) if isinstance(outs, dict) else list(outs)
+            self.runner = ModelRunner(bundle, device)
+            self.platform, where = self.runner.device.platform, device
+        self.name = f"bundle:{bundle.name}@{where}"
 
     def infer(self, data: np.ndarray) -> bytes:
-        res = self.bundle.run({self.input_name: np.asarray(data, np.float32)}, device=self.device)
-        return encode_result(self.task, data, self._outputs(res))
+        feeds = {self.input_name: np.asarray(data, np.float32)}
+        res = self.runner.run(feeds) if self.runner is not None else self.bundle.run(feeds)
+        return encode_result(self.task, data, list(res.values()))
 
-    def submit(self, sample_index: int, data: np.ndarray, issued_ns: int | None = None) -> Future:
-        if not self._async:
-            return super().submit(sample_index, data, issued_ns)
-        inner = self.bundle.submit({self.input_name: np.asarray(data, np.float32)}, device=self.device)
-        out: Future = Future()
-
-        def done(f: Future) -> None:
-            try:
-                out.set_result(encode_result(self.task, data, self._outputs(f.result())))
-            except BaseException as exc:  # noqa: BLE001 - surfaced through the future
-                out.set_exception(exc)
-
-        inner.add_done_callback(done)
-        return out
-
-
-def _bundle_input_name(bundle) -> str:
-    manifest = getattr(bundle, "manifest", None)
-    if manifest and manifest.get("inputs"):
-        return manifest["inputs"][0]["name"]
-    for attr in ("input_names", "inputs"):
-        names = getattr(bundle, attr, None)
-        if names:
-            first = next(iter(names))
-            return first if isinstance(first, str) else getattr(first, "name")
-    raise ValueError("cannot tell the bundle's input name; pass input_name=")
+    def close(self) -> None:
+        super().close()
+        if self.runner is not None:
+            self.runner.close()
 
 
 class NullBackend(Backend):

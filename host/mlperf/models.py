@@ -77,9 +77,8 @@ class Compiled:
     """What the backends need from a compiled model."""
 
     spec: ModelSpec
-    graph: object  # presil IR
-    programs: dict = field(repr=False)  # segment index -> Program
-    bundle: object = None  # presil.host.compiler.bundle.Bundle when available
+    programs: dict = field(repr=False)  # NPU segment index -> Program
+    bundle: object = None  # presil.host.compiler.bundle.Bundle
     rows: int = 16
     cols: int = 16
 
@@ -112,21 +111,7 @@ def compile_model(spec: ModelSpec, calibration, *, rows: int = 16, cols: int = 1
             tmp = cache.with_suffix(".tmp")
             b.save(tmp)
             tmp.replace(cache)
-    return Compiled(spec, getattr(b, "graph", None), _bundle_programs(b), b, rows, cols)
-
-
-def _bundle_programs(b) -> dict:
-    progs = getattr(b, "programs", None)
-    if isinstance(progs, dict):
-        return progs
-    if progs is not None:
-        return dict(enumerate(progs))
-    out = {}
-    for i, seg in enumerate(getattr(b, "segments", [])):
-        p = getattr(seg, "program", None)
-        if p is not None:
-            out[getattr(seg, "index", i)] = p
-    return out
+    return Compiled(spec, b.programs, b, rows, cols)
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ def _log(msg: str) -> None:
 
 def build_backend(spec: dict, model, dataset):
     """-> (backend, info dict)."""
-    from .backend import BundleBackend, EstimateBackend, IrBackend, NullBackend, OnnxBackend
+    from .backend import BundleBackend, EstimateBackend, NullBackend, OnnxBackend
 
     kind = spec.get("backend", "golden")
     info: dict = {"backend": kind}
@@ -60,15 +60,11 @@ def build_backend(spec: dict, model, dataset):
          f"({len(compiled.programs)} NPU program(s){', bundle' if compiled.bundle else ''})")
 
     def golden():
-        if compiled.bundle is not None:
-            return BundleBackend(compiled.bundle, "golden:", task=model.task, input_name=model.input_name)
-        return IrBackend(compiled.graph, model.input_name, task=model.task)
+        return BundleBackend(compiled.bundle, None, task=model.task, input_name=model.input_name)
 
     if kind == "golden":
         return golden(), info
     if kind == "device":
-        if compiled.bundle is None:
-            raise RuntimeError("running on a device needs presil.host.compiler.bundle (not available)")
         return BundleBackend(compiled.bundle, spec["device"], task=model.task,
                              input_name=model.input_name), info
     if kind != "estimate":

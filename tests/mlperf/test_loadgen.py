@@ -139,13 +139,17 @@ def test_server_estimate_median_within_3_percent_at_large_stretch(tmp_path, cach
     assert 0.99 * lat * 1e3 <= r.latencies_ms["p50"] <= 1.03 * lat * 1e3
 
 
-def test_accuracy_on_golden_matches_independent_top1(tmp_path, cache):
+@pytest.mark.parametrize("backend,device", [
+    ("golden", "golden:"),                  # the golden ISS directly
+    ("device", "golden:?mem=32M"),          # the golden device model through the host driver
+])
+def test_accuracy_on_golden_matches_independent_top1(tmp_path, cache, backend, device):
     from presil.host.compiler.bundle import compile_model
     from presil.host.mlperf.models import calibration_data, resolve_model
 
     n = 40
-    spec = make_spec("digits_cnn", "SingleStream", "accuracy", tmp_path / "acc", backend="golden", count=n,
-                     cache_dir=cache)
+    spec = make_spec("digits_cnn", "SingleStream", "accuracy", tmp_path / "acc", backend=backend, device=device,
+                     count=n, cache_dir=cache)
     run_test(spec, quiet=True)
     ds = digits()
     r = accuracy.score(tmp_path / "acc" / "mlperf_log_accuracy.json", ds.labels, "classification", classes=10)
