@@ -50,7 +50,10 @@ def register(subparsers) -> None:
     e.add_argument("--launch-us", type=float)
     e.add_argument("--host-overhead-us", type=float, help="default: measured harness round trip")
     e.add_argument("--cycles-source", choices=("model", "rtl"), default="model")
-    e.add_argument("--rtl-cycles", help="measured RTL cycles per sample: N or a JSON file")
+    e.add_argument("--rtl-cycles", help="measured RTL cycles per sample: N or a JSON file "
+                                        "(default with --cycles-source rtl: measure on --rtl-device)")
+    e.add_argument("--rtl-device", default="sim:",
+                   help="device whose BUSY_CYCLES counter gives the cycles for --cycles-source rtl (default sim:)")
     e.add_argument("--no-dma-overlap", action="store_true")
     e.add_argument("--stretch", default="auto", help="time-stretch factor K, or 'auto'")
     s = p.add_argument_group("submission")
@@ -92,6 +95,7 @@ def _estimate(a) -> dict:
     return {"clock_hz": a.target_clock_hz, "array": a.array, "pcie": a.pcie, "pcie_efficiency": a.pcie_efficiency,
             "transfer_latency_us": a.transfer_latency_us, "launch_us": a.launch_us,
             "host_overhead_us": a.host_overhead_us, "cycles_source": a.cycles_source, "rtl_cycles": a.rtl_cycles,
+            "rtl_device": a.rtl_device,
             "dma_overlap": not a.no_dma_overlap,
             "stretch": a.stretch if a.stretch == "auto" else float(a.stretch)}
 

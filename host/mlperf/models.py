@@ -150,6 +150,26 @@ def model_cycles(compiled: Compiled) -> DeviceCost:
     return DeviceCost(total, bin_, bout, len(per), per)
 
 
+def measured_cycles(compiled: Compiled, device: str, model_cost: DeviceCost) -> DeviceCost:
+    """Cycles measured on a device (default the RTL, `sim:`): each NPU program
+    runs once on zero inputs (timing does not depend on data) and its
+    BUSY_CYCLES performance counter is read."""
+    from presil.golden.program import TensorRole
+    from presil.host.driver import Device
+
+    per = {}
+    with Device.open(device) as dev:
+        for idx, prog in sorted(compiled.programs.items()):
+            lp = dev.load(prog)
+            try:
+                dev.run(lp, {t.name: np.zeros(t.shape, np.int8) for t in prog.tensors if t.role == TensorRole.INPUT})
+                per[str(idx)] = int(dev.perf()["busy_cycles"])
+            finally:
+                dev.unload(lp)
+    per_seg = {k: dict(model_cost.per_segment.get(k, {}), cycles=v, source=device) for k, v in per.items()}
+    return DeviceCost(sum(per.values()), model_cost.in_bytes, model_cost.out_bytes, model_cost.segments, per_seg)
+
+
 def rtl_cycles(path_or_value, model_cost: DeviceCost) -> DeviceCost:
     """Measured RTL cycles: an integer (whole model) or a JSON file
     {"cycles": N} or {"segments": {"0": N, ...}} written from the testbench's

@@ -46,7 +46,7 @@ def build_backend(spec: dict, model, dataset):
     if kind == "null":
         return NullBackend(), info
 
-    from .models import calibration_data, compile_model, model_cycles, rtl_cycles
+    from .models import calibration_data, compile_model, measured_cycles, model_cycles, rtl_cycles
 
     est = spec.get("estimate") or {}
     rows, cols = (int(v) for v in str(est.get("array", "16x16")).lower().split("x"))
@@ -75,9 +75,12 @@ def build_backend(spec: dict, model, dataset):
 
     cost = model_cycles(compiled)
     if est.get("cycles_source", "model") == "rtl":
-        if est.get("rtl_cycles") is None:
-            raise ValueError("--cycles-source rtl needs --rtl-cycles N or FILE.json")
-        cost = rtl_cycles(est["rtl_cycles"], cost)
+        if est.get("rtl_cycles") is not None:
+            cost = rtl_cycles(est["rtl_cycles"], cost)
+        else:
+            rtl_device = est.get("rtl_device") or "sim:"
+            _log(f"measuring device cycles on {rtl_device} (BUSY_CYCLES of each NPU program)")
+            cost = measured_cycles(compiled, rtl_device, cost)
     host_s = est.get("host_overhead_us")
     measured = None
     if host_s is None:

@@ -72,3 +72,18 @@ def test_timing_model_round_trips_through_json():
     m = _model()
     assert TimingModel.from_dict(m.to_dict()) == m
     assert "ESTIMATE" not in m.assumptions() and "5000 device cycles" in m.assumptions()
+
+
+def test_measured_cycles_on_the_golden_device_equal_the_cost_model():
+    """--cycles-source rtl reads BUSY_CYCLES through the driver; on the golden
+    device model that counter is the ISS's cost-model cycles, so the two paths
+    must agree exactly (the RTL, sim:, gives its own measured figure)."""
+    from presil.host.mlperf.models import (calibration_data, compile_model, measured_cycles, model_cycles,
+                                           resolve_model)
+
+    spec = resolve_model("digits_cnn")
+    compiled = compile_model(spec, calibration_data(spec, "digits"))
+    model = model_cycles(compiled)
+    golden = measured_cycles(compiled, "golden:", model)
+    assert golden.cycles == model.cycles > 0
+    assert golden.in_bytes == model.in_bytes and golden.out_bytes == model.out_bytes
