@@ -5,7 +5,7 @@
 //   npu_postadd    POST (ACC -> requant -> ACT) and ADD (ACT, ACT -> MBQM -> requant -> ACT)
 //   npu_pool       POOL (max / average)
 //   npu_wr_queue   ACT write queue in front of the arbitrated ACT write port
-//   npu_acc_ram    ACC, private to this engine
+//   npu_sram       ACC, private to this engine
 //
 // Handshake: an instruction is taken when instr_valid && instr_ready (ready
 // only while idle); `done` pulses once all of its writes have reached ACC/ACT
@@ -88,10 +88,12 @@ module npu_compute
     logic [COLS*32-1:0]  g_acc_wr_data, acc_rd_data;
     assign acc_rd_en   = is_gemm ? g_acc_rd_en : p_acc_rd_en;
     assign acc_rd_addr = is_gemm ? g_acc_rd_addr : p_acc_rd_addr;
-    npu_acc_ram #(.W(COLS*32), .DEPTH(ACC_DEPTH)) u_acc (
+    // A read of the word being written in the same cycle returns the old
+    // contents: npu_gemm_ctrl forwards around that.
+    npu_sram #(.W(COLS*32), .DEPTH(ACC_DEPTH)) u_acc (
         .clk,
-        .wr_en (g_acc_wr_en), .wr_addr (g_acc_wr_addr), .wr_data (g_acc_wr_data),
-        .rd_en (acc_rd_en), .rd_addr (acc_rd_addr), .rd_data (acc_rd_data)
+        .we (g_acc_wr_en), .waddr (g_acc_wr_addr), .wdata (g_acc_wr_data),
+        .re (acc_rd_en), .raddr (acc_rd_addr), .rdata (acc_rd_data)
     );
 
     // ---- ACT read port: owned by the running sub-engine ---------------------------------

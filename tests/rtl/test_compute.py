@@ -9,7 +9,7 @@ from presil.tb.runner import RTL_DIR, run_cocotb
 SOURCES = [RTL_DIR / "npu_compute.vlt",
            RTL_DIR / "generated" / "npu_isa_pkg.sv", RTL_DIR / "generated" / "npu_regmap_pkg.sv",
            RTL_DIR / "npu_pe.sv", RTL_DIR / "npu_array.sv", RTL_DIR / "npu_requant.sv",
-           RTL_DIR / "npu_mbqm.sv", RTL_DIR / "npu_acc_ram.sv", RTL_DIR / "npu_wr_queue.sv",
+           RTL_DIR / "npu_mbqm.sv", RTL_DIR / "npu_sram.sv", RTL_DIR / "npu_wr_queue.sv",
            RTL_DIR / "npu_gemm_ctrl.sv", RTL_DIR / "npu_postadd.sv", RTL_DIR / "npu_pool.sv",
            RTL_DIR / "npu_compute.sv", RTL_DIR / "tb" / "compute_tb_top.sv"]
 PARAMS = {"ROWS": 16, "COLS": 16, "ACT_DEPTH": 4096, "WGT_DEPTH": 4096, "PAR_DEPTH": 256, "ACC_DEPTH": 1024}
