@@ -85,19 +85,6 @@ class MemorySpec:
 
 
 @dataclass(frozen=True)
-class CostSpec:
-    dispatch: int
-    fetch_per_instr: int
-    dma_setup: int
-    dma_row_overhead: int
-    gemm_setup: int
-    post_pipeline: int
-    add_pipeline: int
-    pool_pipeline: int
-    fence: int
-
-
-@dataclass(frozen=True)
 class Deps:
     pop_prev: bool = False
     pop_next: bool = False
@@ -136,7 +123,6 @@ class IsaSpec:
     default_rows: int
     default_cols: int
     axi_data_bytes: int
-    cost: CostSpec
     dep_bits: Mapping[str, int]
     instructions: tuple[InstrSpec, ...]
     by_name: Mapping[str, InstrSpec] = field(repr=False)
@@ -210,7 +196,6 @@ def load_spec(raw: bytes) -> IsaSpec:
         default_rows=int(doc["array"]["default_rows"]),
         default_cols=int(doc["array"]["default_cols"]),
         axi_data_bytes=int(doc["array"]["axi_data_bytes"]),
-        cost=CostSpec(**doc["cost"]),
         dep_bits=dep_bits,
         instructions=tuple(instrs),
         by_name=MappingProxyType({i.name: i for i in instrs}),

@@ -80,10 +80,6 @@ def _sv(isa: IsaSpec, hash_: int) -> str:
     for k, v in isa.constants.items():
         p(f"    localparam int unsigned {k.upper()} = {v};")
     p("")
-    p("    // Cost model constants (cycles), see docs/cost-model.md.")
-    for k, v in isa.cost.__dict__.items():
-        p(f"    localparam int unsigned COST_{k.upper()} = {v};")
-    p("")
     # The device error codes (err_code_e) are defined once, by the register
     # map's enum in npu_regmap_pkg; tests check golden's ErrorCode against it.
     p("endpackage")
@@ -137,8 +133,6 @@ def _md(isa: IsaSpec, hash_: int) -> str:
     p(f"| axi_data_bytes | {isa.axi_data_bytes} |")
     for k, v in isa.constants.items():
         p(f"| {k} | {v} |")
-    for k, v in isa.cost.__dict__.items():
-        p(f"| cost.{k} | {v} |")
     p("")
     p("## Error codes")
     p("")

@@ -258,6 +258,19 @@ class _Machine:
         self.acc = np.zeros((depths["ACC"], cols), np.int64)
         self.win = window
         self.bytes_read = self.bytes_written = 0
+        # GEMM input gathers (im2col of an ACT tile), reused by the GEMMs of every
+        # output-channel block that reads the same tile: key -> (lo, hi, X).  An
+        # entry is dropped as soon as any write touches ACT words [lo, hi], so a
+        # hit always equals a fresh gather.  LRU, bounded in bytes.
+        self._xcache: dict[tuple, tuple[int, int, np.ndarray]] = {}
+        self._xcache_bytes = 0
+
+    _XCACHE_MAX_BYTES = 256 << 20
+
+    def _act_written(self, lo: int, hi: int) -> None:
+        """ACT words [lo, hi] changed: forget every gather that read one of them."""
+        for k in [k for k, (a, b, _) in self._xcache.items() if a <= hi and lo <= b]:
+            self._xcache_bytes -= self._xcache.pop(k)[2].nbytes
 
     def mem(self, name: str) -> np.ndarray:
         return {"ACT": self.act, "WGT": self.wgt, "PAR": self.par, "ACC": self.acc}[name]
@@ -291,30 +304,58 @@ class _Machine:
         else:
             words = data.view(np.int8).reshape(-1, mem.shape[1])
         mem[widx.ravel()] = words
+        if mem_name == "ACT" and widx.size:
+            self._act_written(int(widx.min()), int(widx.max()))
 
     def _store(self, pc, d, f):
         bidx, widx = self._dma_index(pc, d)
         self.win[bidx.ravel()] = self.act[widx.ravel()].view(np.uint8).ravel()
         self.bytes_written += bidx.size
 
-    def _gemm(self, pc, d, f):
-        rows, cols = self.rows, self.cols
+    def _gemm_input(self, f) -> np.ndarray:
+        """im2col of the GEMM's ACT tile: (out_h*out_w, k_h*k_w*cb_count*ROWS) float64,
+        columns in weight order (tap, cb, r); padded pixels carry in_zp."""
+        key = tuple(f[k] for k in ("in_addr", "in_h", "in_w", "in_cb", "cb_start", "cb_count", "k_h", "k_w",
+                                   "stride_h", "stride_w", "pad_t", "pad_l", "out_h", "out_w", "in_zp"))
+        hit = self._xcache.pop(key, None)
+        if hit is not None:
+            self._xcache[key] = hit  # most recently used last
+            return hit[2]
+        rows = self.rows
         oh, ow = np.arange(f["out_h"]), np.arange(f["out_w"])
-        ncb = f["cb_count"]
-        total = np.zeros((f["out_h"] * f["out_w"], cols), np.float64)  # exact: |sum| < 2**53
+        ncb, taps = f["cb_count"], f["k_h"] * f["k_w"]
+        x = np.empty((f["out_h"], f["out_w"], taps, ncb, rows), np.float64)
+        lo, hi = None, None
         for kh in range(f["k_h"]):
             ih = oh * f["stride_h"] + kh - f["pad_t"]
             for kw in range(f["k_w"]):
                 iw = ow * f["stride_w"] + kw - f["pad_l"]
                 valid = ((ih >= 0) & (ih < f["in_h"]))[:, None] & ((iw >= 0) & (iw < f["in_w"]))[None, :]
                 base = f["in_addr"] + (ih[:, None] * f["in_w"] + iw[None, :]) * f["in_cb"] + f["cb_start"]
+                if valid.any():
+                    vb = base[valid]
+                    lo = int(vb.min()) if lo is None else min(lo, int(vb.min()))
+                    hi = int(vb.max()) + ncb - 1 if hi is None else max(hi, int(vb.max()) + ncb - 1)
                 base = np.where(valid, base, 0)  # padded pixels read nothing
                 words = self.act[base[..., None] + np.arange(ncb)]  # [oh][ow][cb][r]
-                x = np.where(valid[..., None, None], words.astype(np.float64), float(f["in_zp"]))
-                t0 = (kh * f["k_w"] + kw) * ncb
-                w = self.wgt[f["wgt_addr"] + t0 * rows: f["wgt_addr"] + (t0 + ncb) * rows].astype(np.float64)
-                total += x.reshape(-1, ncb * rows) @ w
-        out = total.astype(np.int64)
+                x[:, :, kh * f["k_w"] + kw] = np.where(valid[..., None, None], words, f["in_zp"])
+        x = x.reshape(f["out_h"] * f["out_w"], taps * ncb * rows)
+        if lo is None:  # every pixel padded: reads no ACT word, never invalidated
+            lo, hi = -1, -2
+        self._xcache[key] = (lo, hi, x)
+        self._xcache_bytes += x.nbytes
+        while self._xcache_bytes > self._XCACHE_MAX_BYTES and len(self._xcache) > 1:
+            self._xcache_bytes -= self._xcache.pop(next(iter(self._xcache)))[2].nbytes
+        return x
+
+    def _gemm(self, pc, d, f):
+        x = self._gemm_input(f)
+        # Weight rows of tap t, block cb sit at wgt_addr + (t*cb_count + cb)*ROWS: the
+        # whole reduction is one contiguous slab, so one GEMM replaces the per-tap
+        # sum.  Exact in float64: int8 x int8 products < 2**15, K < 2**37, every
+        # partial sum an integer < 2**53 in any summation order.
+        w = self.wgt[f["wgt_addr"]: f["wgt_addr"] + x.shape[1]].astype(np.float64)
+        out = (x @ w).astype(np.int64)
         sl = slice(f["acc_addr"], f["acc_addr"] + out.shape[0])
         if f["accumulate"]:
             out = out + self.acc[sl]
@@ -338,6 +379,8 @@ class _Machine:
         v = self._requant(pc, d, wrap_int32(acc + bias), mult, shift) + f["out_zp"]
         out = np.clip(v, f["clamp_min"], f["clamp_max"]).astype(np.int8)
         self.act[f["out_addr"] + f["out_stride"] * np.arange(f["count"])] = out
+        if f["count"]:
+            self._act_written(f["out_addr"], f["out_addr"] + f["out_stride"] * (f["count"] - 1))
 
     def _add(self, pc, d, f):
         sl = lambda k: self.act[f[k]: f[k] + f["count"]].astype(np.int64)  # noqa: E731
@@ -347,6 +390,7 @@ class _Machine:
         # The sum wraps like a 32-bit adder (only reachable with out-of-contract multipliers).
         v = self._requant(pc, d, wrap_int32(sa + sb), f["out_mult"], f["out_shift"]) + f["out_zp"]
         self.act[f["out_addr"]: f["out_addr"] + f["count"]] = np.clip(v, f["clamp_min"], f["clamp_max"])
+        self._act_written(f["out_addr"], f["out_addr"] + f["count"] - 1)
 
     def _pool(self, pc, d, f):
         oh, ow, cb = np.arange(f["out_h"]), np.arange(f["out_w"]), np.arange(f["in_cb"])
@@ -376,6 +420,7 @@ class _Machine:
             out = np.clip(q + f["out_zp"], -128, 127)
         start = f["out_addr"]
         self.act[start: start + out.shape[0] * out.shape[1] * out.shape[2]] = out.reshape(-1, self.rows)
+        self._act_written(start, start + out.shape[0] * out.shape[1] * out.shape[2] - 1)
 
 
 def _tensor_bytes(win: np.ndarray, t) -> np.ndarray:
@@ -446,6 +491,23 @@ def run(program: Program, inputs: Mapping[str, np.ndarray], *, window=None, capt
 
 
 @dataclass
+class _ProgramMemo:
+    """Decoded instructions and schedule of one instruction stream (both depend
+    only on its words and ROWS/COLS), and the SRAM depths under which every
+    instruction already passed check_static.  Re-running a program (a benchmark,
+    a batch of inputs) then skips decoding, scheduling and the static checks."""
+
+    instrs: list
+    sched: _Schedule
+    order: list  # engine entries in execution order
+    checked: set = field(default_factory=set)
+
+
+_PROGRAM_MEMO: dict[tuple, _ProgramMemo] = {}
+_PROGRAM_MEMO_SIZE = 8
+
+
+@dataclass
 class ExecResult:
     """What one execution of an instruction stream did. No tensors: a device
     model has only memory, and its caller knows what lives where."""
@@ -470,18 +532,30 @@ def execute(instructions, window: np.ndarray, rows: int, cols: int, depths: Mapp
     hw.update(depths or {})
     win = window.reshape(-1).view(np.uint8)
     captured = [] if capture_instructions else None
-    instrs = []
-    for pc, raw in enumerate(instructions):
-        try:
-            instrs.append(decode(bytes(raw)))
-        except IsaError as e:
-            raise DeviceError(e.code, pc, str(e)) from None
-    sched = _schedule(instrs, rows, cols)
+    raws = [bytes(raw) for raw in instructions]
+    key = (b"".join(raws), rows, cols)
+    memo = _PROGRAM_MEMO.get(key)
+    if memo is None:
+        instrs = []
+        for pc, raw in enumerate(raws):
+            try:
+                instrs.append(decode(raw))
+            except IsaError as e:
+                raise DeviceError(e.code, pc, str(e)) from None
+        # The schedule depends only on the instruction words and the array size.
+        sched = _schedule(instrs, rows, cols)
+        memo = _ProgramMemo(instrs, sched, sorted((e for e in sched.entries.values() if e.engine in ENGINES),
+                                                  key=lambda e: (e.start, _ENGINE_RANK[e.engine], e.pc)))
+        if sched.error is None:  # faulty programs are rare: not worth remembering
+            if len(_PROGRAM_MEMO) >= _PROGRAM_MEMO_SIZE:
+                _PROGRAM_MEMO.pop(next(iter(_PROGRAM_MEMO)))
+            _PROGRAM_MEMO[key] = memo
+    instrs, sched, order = memo.instrs, memo.sched, memo.order
+    hw_key = tuple(sorted(hw.items()))
+    statically_ok = hw_key in memo.checked
 
     machine = _Machine(rows, cols, hw, win)
     races = _Races(hw) if check_races else None
-    order = sorted((e for e in sched.entries.values() if e.engine in ENGINES),
-                   key=lambda e: (e.start, _ENGINE_RANK[e.engine], e.pc))
     vcs: dict[int, np.ndarray] = {}
     fence_vc: dict[int, np.ndarray] = {}
     last_on = {e: None for e in ENGINES}
@@ -491,11 +565,13 @@ def execute(instructions, window: np.ndarray, rows: int, cols: int, depths: Mapp
             break
         pc = ent.pc
         d = instrs[pc]
-        try:
-            check_static(d, rows, cols, hw)
-        except IsaError as e:
-            raise DeviceError(e.code, pc, str(e)) from None
-        accesses = sram_accesses(d, rows, cols)
+        if not statically_ok:
+            try:
+                check_static(d, rows, cols, hw)
+            except IsaError as e:
+                raise DeviceError(e.code, pc, str(e)) from None
+        # The access lists only feed the race checker and the capture.
+        accesses = sram_accesses(d, rows, cols) if races is not None or captured is not None else None
         if races is not None:
             e_i = _ENGINE_RANK[ent.engine]
             seqs[ent.engine] += 1
@@ -518,6 +594,7 @@ def execute(instructions, window: np.ndarray, rows: int, cols: int, depths: Mapp
             captured.append(_capture(ent, d, machine, accesses))
     if sched.error is not None:
         raise sched.error
+    memo.checked.add(hw_key)  # every instruction passed check_static with these depths
     entries = [sched.entries[pc] for pc in range(len(instrs))]
     busy = {e: sum(x.end - x.start for x in entries if x.engine == e) for e in ENGINES}
     return ExecResult(cycles=sched.end_time, engine_busy=busy, mac_active=sum(mac_cycles(d) for d in instrs),

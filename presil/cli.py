@@ -14,7 +14,7 @@ import sys
 
 # Modules that contribute subcommands, in the order they appear in --help.
 SUBCOMMAND_MODULES: list[str] = ["presil.demo", "presil.codegen", "presil.golden.cli", "presil.host.zoo.cli", "presil.host.compiler.cli",
-                                  "presil.host.cli", "presil.host.mlperf.cli"]
+                                  "presil.host.cli", "presil.host.mlperf.cli", "presil.tb.cli"]
 
 
 def build_parser() -> argparse.ArgumentParser:

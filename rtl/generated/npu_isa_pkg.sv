@@ -6,7 +6,7 @@
 /* verilator lint_off UNUSEDPARAM */
 package npu_isa_pkg;
 
-    localparam logic [31:0] ISA_HASH = 32'hfc89c0f2;
+    localparam logic [31:0] ISA_HASH = 32'h1a9b2b00;
     localparam int unsigned INSTR_BITS = 256;
     localparam int unsigned OPCODE_LSB = 0;
     localparam int unsigned OPCODE_W = 8;
@@ -435,17 +435,6 @@ package npu_isa_pkg;
     localparam int unsigned ADD_LEFT_SHIFT = 20;
     localparam int unsigned TOKEN_MAX = 255;
     localparam int unsigned QUEUE_DEPTH = 16;
-
-    // Cost model constants (cycles), see docs/cost-model.md.
-    localparam int unsigned COST_DISPATCH = 1;
-    localparam int unsigned COST_FETCH_PER_INSTR = 2;
-    localparam int unsigned COST_DMA_SETUP = 24;
-    localparam int unsigned COST_DMA_ROW_OVERHEAD = 2;
-    localparam int unsigned COST_GEMM_SETUP = 4;
-    localparam int unsigned COST_POST_PIPELINE = 6;
-    localparam int unsigned COST_ADD_PIPELINE = 6;
-    localparam int unsigned COST_POOL_PIPELINE = 4;
-    localparam int unsigned COST_FENCE = 1;
 
 endpackage
 /* verilator lint_on UNUSEDPARAM */

@@ -83,20 +83,28 @@ def test_bundle_errors(host_middle, tmp_path):
 # -- zoo ---------------------------------------------------------------------------
 
 FAST_ZOO = ["digits_cnn", "resnet8", "dscnn", "autoencoder_ad", "mobilenet_v1_025_vww"]
-# Seeded-weight MobileNet: golden == run_ir bit-exactly, but 1-LSB requantisation
-# differences (integer MBQM vs onnxruntime's float requant) compound over 27
-# layers, so the final 2-logit output misses the +-1 LSB target vs onnxruntime.
-KNOWN_ORT_GAP = {"mobilenet_v1_025_vww"}
+# Measured (20 samples, single-rounding MBQM): golden == run_ir bit-exactly and every layer
+# run alone on onnxruntime's inputs agrees except 3 of 4.6 M elements, each 1 LSB, each within
+# 4e-6 LSB of a tie where onnxruntime's float32 multiplier fl(fl(x_s*w_s)*fl(1/y_s)) is one
+# ulp low (e.g. Conv2d_3_depthwise, acc 4663: exact 46.5000023 -> 47, onnxruntime lands on
+# 46.5 and rounds to even, 46).  The seeded-weight net amplifies that single element to 9 LSB
+# at the 2 logits (samples 13, 14: 38/40 = 95% within 1 LSB).  Not our arithmetic: onnxruntime
+# against itself (same QDQ model, fused QLinear kernels vs optimisations off) also gives 95.00%.
+KNOWN_ORT_GAP = {
+    "mobilenet_v1_025_vww": "2 of 40 logits > 1 LSB: one float32-tie element of onnxruntime amplified "
+                            "by the model (onnxruntime fused vs unfused: also 95.00%)",
+}
 
 
 def _verify_zoo(name: str, n: int):
     calib, _ = zoodata.calibration(name)
     b = compile_model(zoo.build(name), calib, name=name)
     xs, labels, _ = zoodata.samples(name, n)
-    rep = verify_bundle(b, xs, labels=labels, classifier=zoodata.is_classifier(name))
+    # Races depend only on the (data-independent) schedule: one race-checked run below suffices.
+    rep = verify_bundle(b, xs, labels=labels, classifier=zoodata.is_classifier(name), check_races=False)
     # The golden ISS must equal the IR on the golden ops exactly (same arithmetic).
     x0 = xs[0]
-    _, vals = b.run(x0, return_intermediates=True)
+    _, vals = b.run(x0, return_intermediates=True, check_races=True)
     ref = run_ir(b.graph, b.graph.quantize_inputs({b.manifest["inputs"][0]["name"]: x0}))
     mism = [t for t, v in ref.items() if not np.array_equal(np.asarray(vals[t]).reshape(np.shape(v)), v)]
     top1 = f"{rep.top1_pct:.1f}%" if rep.top1_pct is not None else "n/a"
@@ -113,8 +121,20 @@ def test_zoo_golden_vs_onnxruntime(name):
     if name in KNOWN_ORT_GAP:
         assert rep.top1_pct == 100.0
         if not rep.passed:
-            pytest.xfail(f"{name}: {rep.final_within_1:.2f}% within 1 LSB (propagated rounding, see KNOWN_ORT_GAP)")
+            pytest.xfail(f"{name}: {rep.final_within_1:.2f}% within 1 LSB: {KNOWN_ORT_GAP[name]}")
     assert rep.passed, rep.summary()
+
+
+# Measured (3 samples): golden == run_ir; layers alone on onnxruntime's inputs differ in
+# 143 of 50.5 M (resnet50) and 60 of 29.3 M (ssd) elements, all 1 LSB, all near a tie within
+# onnxruntime's float32 requantisation error.  These seeded-weight nets amplify each one (resnet50:
+# 3 -> 803 differing elements in 5 layers, 36 LSB by layer4), so the same gap appears between
+# onnxruntime and itself: fused QLinear kernels vs optimisations off give 51.07% (resnet50) and
+# 55.00% (ssd) within 1 LSB, against golden's 41.0% and 52.4%.
+KNOWN_ORT_GAP_BIG = {
+    "resnet50_v1_5": "onnxruntime fused vs unfused on the same QDQ model: 51.07% within 1 LSB",
+    "ssd_mobilenet_v1": "onnxruntime fused vs unfused on the same QDQ model: 55.00% within 1 LSB",
+}
 
 
 @pytest.mark.slow
@@ -125,10 +145,8 @@ def test_zoo_big_golden_vs_onnxruntime(name):
     if rep.top1_pct is not None:
         assert rep.top1_pct == 100.0
     if not rep.passed:
-        # Measured: every layer run in isolation on onnxruntime's inputs is within 1 LSB;
-        # the final gap is 1-LSB differences compounding through 50+ seeded-weight layers.
-        pytest.xfail(f"{name}: final {rep.final_within_1:.2f}% within 1 LSB of onnxruntime "
-                     f"(chained rounding differences, not lowering: ISS == run_ir)")
+        pytest.xfail(f"{name}: final {rep.final_within_1:.2f}% within 1 LSB of onnxruntime: "
+                     f"float32-tie differences amplified by the model ({KNOWN_ORT_GAP_BIG[name]})")
 
 
 def test_digits_int8_accuracy_mlperf_rule():

@@ -300,25 +300,25 @@ def test_cost_model_matches_hand_calculation():
     b.end()
     res = run(b.build(), {"x": i8(1, 2, 3, 16)})
     # dispatch = fetch 2 + dispatch 1 = 3 per instruction: LOAD ready at 3, GEMM 6, POST 9, STORE 12, END 15.
-    load = 24 + 2 * (2 + 3)                 # dma_setup + rows*(overhead + 48 B / 16 B beats) = 34
-    gemm = 4 + 1 * max(6, 16) + 16 + 16 + 16  # = 68
-    post = 6 + 6
-    store = 24 + 1 * (2 + 6)
+    load = 14 + 2 * (0 + 3)                 # dma_setup + rows*(overhead + 48 B / 16 B beats) = 20
+    gemm = 0 + 1 * max(6, 16) + min(6, 16) + 16 + 16  # = 54
+    post = 21 + 6
+    store = 14 + 1 * (0 + 6)
     assert [(e.start, e.end) for e in res.schedule[:4]] == [
-        (3, 3 + load), (37, 37 + gemm), (105, 105 + post), (117, 117 + store)]
-    assert res.cycles == 3 + load + gemm + post + store == 149
+        (3, 3 + load), (23, 23 + gemm), (77, 77 + post), (104, 104 + store)]
+    assert res.cycles == 3 + load + gemm + post + store == 124
     assert res.engine_busy == {"load": load, "compute": gemm + post, "store": store}
     assert res.mac_active == 6
 
 
 def test_queue_depth_stalls_dispatcher():
-    # 20 loads of 27 cycles each, dispatched every 3 cycles: load j waits for a slot in
-    # the 16-deep queue until load j-16 starts (3 + 27*(j-16)). Load 19 is dispatched at
-    # 84 (start of load 3), so the independent GEMM behind it is dispatched at 87.
-    text = "LOAD mem=0 y_count=1 x_words=1\n" * 20
-    text += "GEMM in_addr=1 in_h=1 in_w=1 in_cb=1 cb_count=1 out_h=1 out_w=1 k_h=1 k_w=1 stride_h=1 stride_w=1\n"
-    res = run(Program(R, C, assemble(text + "END\n"), dram_size=16, act_depth=2, wgt_depth=16, acc_depth=1), {})
-    one = 24 + 2 + 1
+    # 20 loads of 22 cycles each, dispatched every 3 cycles: load j waits for a slot in
+    # the 16-deep queue until load j-16 starts (3 + 22*(j-16)). Load 19 is dispatched at
+    # 69 (start of load 3), so the independent GEMM behind it is dispatched at 72.
+    text = "LOAD mem=0 y_count=1 x_words=8\n" * 20
+    text += "GEMM in_addr=8 in_h=1 in_w=1 in_cb=1 cb_count=1 out_h=1 out_w=1 k_h=1 k_w=1 stride_h=1 stride_w=1\n"
+    res = run(Program(R, C, assemble(text + "END\n"), dram_size=128, act_depth=9, wgt_depth=16, acc_depth=1), {})
+    one = 14 + 0 + 8                        # dma_setup + (dma_row_overhead + 8 beats)
     assert [res.schedule[j].start for j in (0, 3, 19)] == [3, 3 + 3 * one, 3 + 19 * one]
     assert res.schedule[20].start == 3 + 3 * one + 3
     assert res.cycles == 3 + 20 * one
