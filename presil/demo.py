@@ -56,7 +56,10 @@ def _rtl_subset(device: str, count: int) -> dict:
             same = all(np.array_equal(got[k], want[k]) for k in want)
             mismatched += not same
             correct += int(np.argmax(next(iter(got.values()))) == y_test[i])
-            _say(f"   [{i + 1}/{count}] {'bit-exact' if same else 'MISMATCH'} vs golden")
+            if not same:
+                _say(f"   sample {i}: MISMATCH between {device} and golden")
+            if (i + 1) % 10 == 0 or i + 1 == count:
+                _say(f"   [{i + 1}/{count}] {i + 1 - mismatched} bit-exact vs golden so far")
         secs = time.perf_counter() - t1
     return {"count": count, "correct": correct, "mismatched": mismatched, "seconds": secs}
 
