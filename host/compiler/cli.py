@@ -27,7 +27,9 @@ def register(subparsers) -> None:
     r = subparsers.add_parser("run", help="run a compiled bundle on a device",
                               description="Run a bundle: float NCHW input(s) in, float output(s) out.")
     r.add_argument("bundle", help=".presil bundle from `presil compile`")
-    r.add_argument("--device", default="golden:", help="device (default golden:, the golden ISS)")
+    r.add_argument("--device", default="golden:",
+                   help="golden: (the golden ISS, default) or a device URI run through the host driver: "
+                        "sim: (RTL co-simulation), xdma:/dev/xdma0, golden:?mem=64M (the golden device model)")
     r.add_argument("--input", action="append", required=True, metavar="[NAME=]X.npy",
                    help="input array (.npy); NAME= for multi-input models; repeatable")
     r.add_argument("-o", "--output", required=True,
@@ -115,9 +117,10 @@ def _compile(args, cmd: str):
 def _guard(cmd: str, fn, args) -> int:
     from .errors import CompilerError
     from presil.golden.device_errors import DataRace, DeviceError, ProgramDeadlock
+    from presil.host.errors import HostError
     try:
         return fn(args)
-    except (CompilerError, _UsageError, DeviceError, DataRace, ProgramDeadlock) as e:
+    except (CompilerError, _UsageError, DeviceError, DataRace, ProgramDeadlock, HostError) as e:
         return _err(cmd, e)
     except (OSError, ValueError) as e:  # unreadable files, bad arrays
         return _err(cmd, e)
@@ -142,8 +145,7 @@ def cmd_run(args) -> int:
 
 
 def _do_run(args) -> int:
-    from .bundle import Bundle, check_device
-    check_device(args.device)  # before loading anything: fail fast on an unknown device
+    from .bundle import Bundle
     b = Bundle.load(args.bundle)
     feeds = {}
     names = [s["name"] for s in b.manifest["inputs"]]
@@ -154,13 +156,21 @@ def _do_run(args) -> int:
                 raise _UsageError(f"model has inputs {names}: use --input NAME=X.npy")
             name, path = names[0], spec
         feeds[name] = np.load(path, allow_pickle=False)
-    outs = b.run(feeds, device=args.device)
+    if args.device == "golden:":  # the golden ISS itself: also gives the cost model's cycles
+        outs = b.run(feeds)
+        cycles = f"{b.last_run['total_cycles']:,} NPU cycles (cost model)"
+    else:  # any device URI, through the host driver (golden:?..., sim:, xdma:...)
+        from presil.host.runtime import ModelRunner
+
+        with ModelRunner(b, args.device) as runner:
+            outs = runner.run(feeds)
+            cycles = f"{runner.device.perf()['busy_cycles']:,} NPU cycles (last program, BUSY_CYCLES on {args.device})"
     if len(outs) == 1 and not args.output.endswith(".npz"):
         np.save(args.output, next(iter(outs.values())))
     else:
         np.savez(args.output, **outs)
-    print(f"{args.output}: {', '.join(f'{k} {list(v.shape)}' for k, v in outs.items())}; "
-          f"{b.last_run['total_cycles']:,} NPU cycles (cost model)", file=sys.stderr)
+    print(f"{args.output}: {', '.join(f'{k} {list(v.shape)}' for k, v in outs.items())}; {cycles}",
+          file=sys.stderr)
     return 0
 
 
