@@ -1,15 +1,20 @@
 """Compiler / golden-model benchmark (not a timed test).
 
-    python benchmarks/compiler_bench.py [--models resnet8,dscnn] [--repeat 3] [--skip-resnet50]
+    python benchmarks/compiler_bench.py [--models resnet8,dscnn] [--repeat 5] [--threads N] [--skip-resnet50]
 
 Prints:
 1. compile time per zoo model (quantisation in onnxruntime, then IR + lowering);
 2. for the quantised ResNet-50 v1.5: time of the golden reference ops on the
    IR (run_ir), of the golden ISS on the compiled program (with and without the
    race checker) and of onnxruntime on the same QDQ model; goal: golden within
-   3x of onnxruntime on this machine;
+   3x of onnxruntime on this machine.  Times are medians of --repeat runs
+   (the machine is shared: medians, not minima); --threads caps the BLAS
+   threads (threadpoolctl) and onnxruntime's intra-op threads alike;
 3. cost-model MAC utilisation per ResNet-50 conv layer: ideal cycles
-   MACs / (ROWS*COLS) against the ISS's cycles for that layer.
+   MACs / (ROWS*COLS) against the ISS's cycles for that layer, and per group
+   (stem, 1x1, 3x3) with the weighted total over the conv layers.
+   `--utilisation-only` skips 1-2; `--compare-plain-stem` adds the groups with
+   the stem lowered without space-to-depth.
 """
 
 from __future__ import annotations
@@ -20,13 +25,13 @@ import time
 import numpy as np
 
 
-def _best(fn, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
+def _median(fn, repeat: int) -> float:
+    ts = []
+    for _ in range(max(1, repeat)):
         t = time.perf_counter()
         fn()
-        best = min(best, time.perf_counter() - t)
-    return best
+        ts.append(time.perf_counter() - t)
+    return float(np.median(ts))
 
 
 def _table(rows: list[tuple]) -> str:
@@ -59,7 +64,7 @@ def compile_times(models: list[str]):
     return rows, keep
 
 
-def resnet50(b, repeat: int):
+def resnet50(b, repeat: int, threads: int | None = None):
     import onnxruntime as ort
     from presil.host import zoo
     from presil.host.compiler.reference import run_ir
@@ -69,19 +74,22 @@ def resnet50(b, repeat: int):
     feeds = {info.input_name: x}
     so = ort.SessionOptions()
     so.log_severity_level = 3
+    if threads:
+        so.intra_op_num_threads = threads
     qin = g.quantize_inputs(feeds)
     # Golden first, each warmed up once (first-touch page faults, BLAS threads, the ISS's
     # decode/schedule memo): onnxruntime's intra-op threads spin after each run and
     # would steal the cores from the BLAS calls timed right after them.
     run_ir(g, qin)
-    t_ref = _best(lambda: run_ir(g, qin), repeat)
+    t_ref = _median(lambda: run_ir(g, qin), repeat)
     b.run(x, check_races=False)
-    t_iss = _best(lambda: b.run(x, check_races=False), repeat)
-    t_iss_rc = _best(lambda: b.run(x, check_races=True), 1)
+    t_iss = _median(lambda: b.run(x, check_races=False), repeat)
+    b.run(x, check_races=True)  # builds the race checker's per-instruction word index once
+    t_iss_rc = _median(lambda: b.run(x, check_races=True), max(1, repeat // 2))
     sess = ort.InferenceSession(b.qdq.SerializeToString(), so, providers=["CPUExecutionProvider"])
     sess.run(None, feeds)
-    t_ort = _best(lambda: sess.run(None, feeds), repeat)
-    rows = [("engine (quantised ResNet-50 v1.5, batch 1)", "seconds", "x onnxruntime"),
+    t_ort = _median(lambda: sess.run(None, feeds), repeat)
+    rows = [("engine (quantised ResNet-50 v1.5, batch 1)", "median s", "x onnxruntime"),
             ("onnxruntime (QDQ model, CPU EP)", f"{t_ort:.3f}", "1.00"),
             ("golden reference ops on the IR (run_ir)", f"{t_ref:.3f}", f"{t_ref / t_ort:.2f}"),
             ("golden ISS, compiled program", f"{t_iss:.3f}", f"{t_iss / t_ort:.2f}"),
@@ -89,13 +97,26 @@ def resnet50(b, repeat: int):
     return rows
 
 
+def _group(g, name: str) -> str:
+    """Conv layer group for the summary: the stem (input channels < ROWS), else k_h x k_w."""
+    from presil.host.compiler import ir
+    n = next((x for x in g.nodes if x.name == name.rstrip("'")), None)
+    if not isinstance(n, ir.Conv):
+        return "other"
+    kh, kw = n.kernel
+    return "stem" if g.tensors[n.inputs[0]].shape[3] < 16 else f"{kh}x{kw}"
+
+
 def utilisation(b):
-    """Per conv layer of the first NPU program: ideal MAC cycles vs ISS layer cycles."""
+    """Per conv layer of the first NPU program: ideal MAC cycles vs ISS layer cycles.
+    Layer spans never overlap (a next layer's prefetched constants count in the
+    layer they overlap), so the weighted figure is sum(ideal) / sum(cycles)."""
     rows_ = [("layer", "op", "MACs", "ideal cycles", "ISS cycles", "util %")]
     x = np.random.default_rng(0).standard_normal(b.manifest["inputs"][0]["shape"]).astype(np.float32)
     b.run(x, check_races=False)
     lc = b.last_run["layer_cycles"]
     tot_ideal = tot = 0
+    groups: dict[str, list] = {}
     for p in b.programs.values():
         R, C = p.rows, p.cols
         for name, op in p.meta["layer_ops"].items():
@@ -106,30 +127,65 @@ def utilisation(b):
             if op in ("Conv", "FullyConnected"):
                 tot_ideal += ideal
                 rows_.append((name, op, f"{macs:,}", f"{ideal:,.0f}", f"{cyc:,}", f"{100 * ideal / cyc:.1f}"))
+                if op == "Conv" and b.graph is not None:
+                    gr = groups.setdefault(_group(b.graph, name), [0, 0.0, 0])
+                    gr[0] += 1
+                    gr[1] += ideal
+                    gr[2] += cyc
     rows_.append(("all layers (incl. add/pool)", "", "", f"{tot_ideal:,.0f}", f"{tot:,}",
                   f"{100 * tot_ideal / tot:.1f}"))
-    return rows_, b.last_run["total_cycles"], tot_ideal
+    conv_cyc = sum(v[2] for v in groups.values())
+    summary = [("conv group", "layers", "ideal cycles", "ISS cycles", "% of conv cycles", "util %")]
+    for k in sorted(groups, key=lambda k: (k != "stem", k)):
+        n_, i_, c_ = groups[k]
+        summary.append((k, n_, f"{i_:,.0f}", f"{c_:,}", f"{100 * c_ / conv_cyc:.1f}", f"{100 * i_ / c_:.1f}"))
+    if groups:
+        ii = sum(v[1] for v in groups.values())
+        summary.append(("all conv (weighted)", sum(v[0] for v in groups.values()), f"{ii:,.0f}",
+                        f"{conv_cyc:,}", "100.0", f"{100 * ii / conv_cyc:.1f}"))
+    return rows_, b.last_run["total_cycles"], tot_ideal, summary
 
 
 def main(argv=None) -> int:
     from presil.host import zoo
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default=",".join(zoo.model_names()))
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=None, help="BLAS and onnxruntime threads (default: theirs)")
     ap.add_argument("--skip-resnet50", action="store_true")
+    ap.add_argument("--utilisation-only", action="store_true",
+                    help="ResNet-50 cost-model utilisation only (no zoo compile-time or onnxruntime timing)")
+    ap.add_argument("--compare-plain-stem", action="store_true",
+                    help="also lower the stem without space-to-depth (NpuConfig(space_to_depth=False))")
     a = ap.parse_args(argv)
     models = [m for m in a.models.split(",") if m]
+    if a.utilisation_only:
+        models, a.skip_resnet50 = ["resnet50_v1_5"], False
     if not a.skip_resnet50 and "resnet50_v1_5" not in models:
         models.append("resnet50_v1_5")
     rows, bundles = compile_times(models)
     print("Compile time per zoo model\n" + _table(rows) + "\n")
     if not a.skip_resnet50:
         b = bundles["resnet50_v1_5"]
-        print("Golden vs onnxruntime\n" + _table(resnet50(b, a.repeat)) + "\n")
-        urows, total, ideal = utilisation(b)
+        if not a.utilisation_only:
+            if a.threads:
+                from threadpoolctl import threadpool_limits
+                with threadpool_limits(limits=a.threads):
+                    tab = resnet50(b, a.repeat, a.threads)
+            else:
+                tab = resnet50(b, a.repeat)
+            print("Golden vs onnxruntime\n" + _table(tab) + "\n")
+        urows, total, ideal, summary = utilisation(b)
         print("Cost-model MAC utilisation of ResNet-50 (ROWS=COLS=16)\n" + _table(urows))
         print(f"\nprogram: {total:,} cycles, ideal (conv/FC MACs / 256) {ideal:,.0f}: "
               f"{100 * ideal / total:.1f}% overall")
+        print("\nPer conv group\n" + _table(summary))
+        if a.compare_plain_stem:
+            from presil.host.compiler.bundle import compile_model
+            from presil.host.compiler.tiling import NpuConfig
+            plain = compile_model(None, None, qdq=b.qdq, name="resnet50_v1_5",
+                                  config=NpuConfig(space_to_depth=False))
+            print("\nPer conv group, stem without space-to-depth\n" + _table(utilisation(plain)[3]))
     return 0
 
 

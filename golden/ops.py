@@ -216,8 +216,152 @@ def conv2d(x, w, bias, *, x_zp: int, multiplier, shift, out_zp: int, stride=1,
     bias: (C_out,) int32 or None; multiplier/shift: scalar or (C_out,).
     Returns (N, OH, OW, C_out) int8.
     """
-    acc = _conv_acc_f64(x, w, x_zp, stride, pads, groups)
+    fast = _conv_acc_fast(x, w, x_zp, stride, pads, groups)
+    if fast is not None:
+        acc, bound = fast
+        y = _requant_float(acc, bound, bias, multiplier, shift, out_zp, act_min, act_max)
+        if y is not None:
+            return y
+        acc = acc.astype(np.float64)
+    else:
+        acc = _conv_acc_f64(x, w, x_zp, stride, pads, groups)
     return _bias_requant(acc, bias, multiplier, shift, out_zp, act_min, act_max)
+
+
+# --------------------------------------------------------------------------
+# fast exact paths (performance only: same results as the reference paths)
+# --------------------------------------------------------------------------
+
+_F32_EXACT = float(2**24)  # float32 holds every integer of magnitude <= 2**24
+
+
+def _conv_acc_fast(x, w, x_zp, stride, pads, groups):
+    """(acc, bound) for a groups == 1 conv, or None (then the float64 path runs).
+
+    acc: the same exact integers as _conv_acc_f64, float32 or float64; bound[c] >=
+    |acc[..., c]|.  im2col is one sliding_window_view copy (none for a 1x1 stride-1
+    conv) and one GEMM per K chunk.
+
+    Exactness: with a_k = max over pixels of |x - x_zp| for the input channel of
+    column k (padding contributes 0), every partial sum of output c, in any order
+    or blocking BLAS picks, is bounded by S = sum_k a_k |w[k, c]|.  The K axis is
+    cut into chunks whose S is <= 2**24 for every c (a chunk of one column is always
+    fine: 255 * 128 < 2**24); each chunk's float32 GEMM then only forms integers
+    <= 2**24, all exact in float32 (FMA included).  Several chunks are summed in
+    float64, exact because K < 2**37 (_check_exact_k) keeps every sum < 2**53."""
+    x = _int8(x, "x", 4)
+    w = _int8(w, "w", 4)
+    if int(groups) != groups or groups != 1 or w.shape[3] != x.shape[3]:
+        return None  # grouped / depthwise / invalid: the reference path (and its errors)
+    x_zp = _check_zp(x_zp, "x_zp")
+    sh, sw = _pair(stride, "stride")
+    pt, pl, pb, pr = _pads(pads)
+    n, h, wd, cin = x.shape
+    cout, kh, kw, _ = w.shape
+    oh = _out_size(h, kh, sh, pt, pb, "conv2d height")
+    ow = _out_size(wd, kw, sw, pl, pr, "conv2d width")
+    k = kh * kw * cin
+    _check_exact_k(k)
+    if n * oh * ow * k > 4 * _IM2COL_BLOCK:
+        return None  # huge im2col: the row-blocked reference path bounds memory
+    # Centre then zero-pad (== padding the raw input with x_zp); float32 holds the
+    # integers in [-255, 255] exactly.
+    if pt or pl or pb or pr:
+        xp = np.zeros((n, h + pt + pb, wd + pl + pr, cin), np.float32)
+        np.subtract(x, np.float32(x_zp), out=xp[:, pt:pt + h, pl:pl + wd, :], dtype=np.float32)
+    else:
+        xp = np.subtract(x, np.float32(x_zp), dtype=np.float32)
+    if kh == kw == 1:
+        cols = xp[:, :(oh - 1) * sh + 1:sh, :(ow - 1) * sw + 1:sw, :].reshape(n * oh * ow, cin)
+    else:
+        win = np.lib.stride_tricks.sliding_window_view(xp, (kh, kw), axis=(1, 2))
+        win = win[:, :(oh - 1) * sh + 1:sh, :(ow - 1) * sw + 1:sw]  # (n, oh, ow, cin, kh, kw)
+        cols = win.transpose(0, 1, 2, 4, 5, 3).reshape(n * oh * ow, k)  # (tap, cin) = OHWI order
+    # Per input channel max |x - x_zp| over real pixels (padding adds 0): two int8
+    # reductions, no temporaries.
+    if x.size:
+        xf = x.reshape(-1, cin)
+        a_c = np.maximum(xf.max(axis=0).astype(np.float64) - x_zp, x_zp - xf.min(axis=0).astype(np.float64))
+    else:
+        a_c = np.zeros(cin, np.float64)
+    a_k = np.tile(a_c, kh * kw).astype(np.float32)  # column k's a_k (integers <= 255, exact)
+    wf = w.reshape(cout, k).astype(np.float32)  # row c = output channel c, columns in cols' order
+    # bound[c] >= S_c = sum_k a_k |w[c, k]|, from a float32 mat-vec: every term is an exact
+    # integer < 2**15 and all are >= 0, so the computed sum is >= S_c * (1 - k u)
+    # (u = 2**-24) in any order; dividing by (1 - k u) and a further 1 + 2**-20 for the
+    # float64 rounding of that division gives an upper bound (needs k u < 1/2).
+    if k >= 1 << 23:
+        return None
+    bound = (np.abs(wf) @ a_k).astype(np.float64) / (1.0 - k * 2.0**-24) * (1.0 + 2.0**-20)
+    if bound.max(initial=0.0) <= _F32_EXACT:
+        return (cols @ wf.T).reshape(n, oh, ow, cout), bound
+    wt = wf.T
+    contrib = np.abs(w.reshape(cout, k).astype(np.float64)) * a_k  # (cout, k), exact integers < 2**15
+    bound = contrib.sum(axis=1)  # exact: integers < 2**53
+    # Greedy K chunks: each ends before the column whose inclusion would take some
+    # output channel's chunk sum above 2**24 (cumulative sums are exact integers).
+    cum = np.cumsum(contrib, axis=1)  # (cout, k)
+    acc = None
+    k0 = 0
+    while k0 < k:
+        base = cum[:, k0 - 1:k0] if k0 else 0.0
+        over = ((cum[:, k0:] - base) > _F32_EXACT).any(axis=0)
+        k1 = k0 + (int(np.argmax(over)) if over.any() else k - k0)
+        k1 = max(k1, k0 + 1)
+        part = cols[:, k0:k1] @ wt[k0:k1]
+        acc = part.astype(np.float64) if acc is None else np.add(acc, part, out=acc)
+        k0 = k1
+    return acc.reshape(n, oh, ow, cout), bound
+
+
+def _requant_float(acc, bound, bias, multiplier, shift, out_zp, act_min, act_max):
+    """conv2d's bias + requantisation + clamp in 5 float64 passes, or None when the
+    exactness condition below fails (then the int64 reference path runs).
+
+    With A = acc + bias (integer, |A| <= U = bound + |bias|), M, ts = 31 - shift:
+      reference: clamp(floor((A*M + 2**(ts-1)) / 2**ts) [saturated] + zp, lo, hi)
+    Here: y = acc * c + e with c = M * 2**-ts and e = bias * c + 0.5 + zp, then
+    floor, clip to [lo, hi], cast (U: the a-priori bound, or max |acc| per channel
+    + |bias| when that is tighter than needed).  If U < 2**31, A is its own int32 wrap.  If
+    U*M + 2**(ts-1) + 128 * 2**ts <= 2**53, then acc*c, e and y are exact values
+    (each is an integer of magnitude <= 2**53 times 2**-ts: c is M scaled by a
+    power of two, so a product or sum whose exact value is such a number is
+    representable and float64 returns it unrounded), y = (A*M + 2**(ts-1) + zp *
+    2**ts) / 2**ts exactly, and floor(y) = the reference's r + zp (zp an integer).
+    The int32 saturation of r is dropped: [lo - zp, hi - zp] lies inside the int32
+    range, so saturating before the clamp changes nothing."""
+    nch = acc.shape[-1]
+    b = _bias(bias, nch)
+    m, s = _requant_params(multiplier, shift, nch)
+    out_zp = _check_zp(out_zp, "out_zp")
+    act_min, act_max = check_act_bounds(act_min, act_max)
+    mi = np.broadcast_to(np.asarray(m), (nch,))
+    si = np.broadcast_to(np.asarray(s), (nch,))
+    if not (np.issubdtype(mi.dtype, np.integer) and np.issubdtype(si.dtype, np.integer)):
+        return None
+    mi, si = mi.astype(np.int64), si.astype(np.int64)
+    if not (np.all((mi == 0) | ((mi >= 2**30) & (mi <= 2**31 - 1)))
+            and np.all((si >= -31) & (si <= 30))):
+        return None  # invalid parameters: the reference path raises its error
+    bb = np.zeros(nch, np.float64) if b is None else b.astype(np.float64)
+    u = bound + np.abs(bb)
+    if u.max(initial=0.0) * 2.0**31 > 2.0**52 and acc.size:
+        # The a-priori bound is too loose here: use the actual max |acc| per channel.
+        flat = acc.reshape(-1, nch)
+        u = np.maximum(flat.max(axis=0), -flat.min(axis=0)).astype(np.float64) + np.abs(bb)
+    ts = (31 - si).astype(np.float64)
+    # The condition in float64 with a 2x margin (the float64 evaluation of these
+    # positive terms errs by far less than a factor 2).
+    lhs = u * mi + np.exp2(ts - 1) + 128 * np.exp2(ts)
+    if u.max(initial=0.0) >= 2.0**31 or lhs.max(initial=0.0) > 2.0**52:
+        return None
+    c = mi * np.exp2(-ts)  # exact: an integer < 2**31 times a power of two
+    e = bb * c + (0.5 + out_zp)  # exact by the condition (|bias| <= U)
+    y = np.multiply(acc, c, dtype=np.float64)
+    y += e
+    np.floor(y, out=y)
+    np.clip(y, act_min, act_max, out=y)
+    return y.astype(np.int8)
 
 
 def _bias_requant(acc_f64, bias, multiplier, shift, out_zp, act_min, act_max):

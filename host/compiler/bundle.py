@@ -3,7 +3,9 @@
 A bundle is a zip:
 - manifest.json: model name, array size, inputs/outputs (ONNX names and
   shapes, the IR tensors behind them and their quantisation), every IR tensor
-  crossing a segment boundary, and the ordered segments;
+  crossing a segment boundary, and the ordered segments (an NPU segment's
+  "input_layouts": inputs the host packs into another layout before the run,
+  e.g. space-to-depth for a stem conv, keyed by program tensor descriptor);
 - npu<i>.prog: the program file of NPU segment i (docs/program-format.md);
 - host<i>.onnx: the float ONNX nodes of host segment i (the manifest says how
   they split into host ops, each dequantise -> nodes -> quantise);
@@ -36,7 +38,7 @@ from . import ir
 from .errors import CompilerError
 from .frontend import to_ir
 from .hostexec import HostRunner
-from .lower import dram_shape, lower_segment
+from .lower import lower_segment, program_feeds
 from .partition import partition, partition_table
 from .quantize import quantize
 from .tiling import NpuConfig
@@ -261,8 +263,9 @@ class Bundle:
             if s["device"] == "npu":
                 p = self.programs[i]
                 names = p.meta["tensor_names"]
-                inv = {v: k for k, v in names.items()}
-                feeds = {inv[t]: values[t].reshape(dram_shape(values[t].shape)) for t in s["inputs"]}
+                # The host's part of the segment boundary: inputs in the layouts the
+                # program declares (space-to-depth for a stem; manifest "input_layouts").
+                feeds = program_feeds(p, values)
                 if npu_executor is not None:
                     got = npu_executor(i, p, feeds)
                 else:
@@ -310,6 +313,8 @@ def compile_model(onnx_model, calibration, *, input_shapes=None, rows: int = 16,
         if s.device == "npu":
             e["file"] = f"npu{s.index}.prog"
             b.programs[s.index] = lower_segment(g, s, config=cfg, name=f"{g.name}.{s.name}")
+            # inputs the host re-lays out before the NPU reads them (lower.SpaceToDepth)
+            e["input_layouts"] = b.programs[s.index].meta.get("input_layouts", {})
             # every layer's output is captured by run(return_intermediates=True)
             for n in s.nodes:
                 for t in n.outputs:

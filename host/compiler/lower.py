@@ -12,6 +12,11 @@ schedule.Emitter.
 Lowerings (docs/architecture.md §4.2):
 - Conv: row bands x output channel blocks x reduction chunks (accumulate=1);
   grouped/depthwise as block-diagonal tiles over the blocks the groups read.
+  A strided conv with few input channels on a segment input (the stem) runs
+  on a host space-to-depth of that input (SpaceToDepth; the program declares
+  the packed layout in meta "input_layouts", program_feeds applies it).
+  Loads run one band / one output block ahead and each block is stored after
+  its POST, so little beyond the first band and the last block is exposed.
 - FullyConnected: a convolution -- on a 1 x B "image" of K channels for a
   (B, K) input, or an HxW kernel without padding on an HxW input for a
   flattened (B, H, W, C) map (the front end already ordered its weight
@@ -36,7 +41,8 @@ from . import ir
 from .errors import CompilerError
 from .partition import Segment, partition
 from .schedule import Emitter
-from .tiling import NpuConfig, TilingError, bands, ceil_div, choose_band_rows, max_in_rows, reduction_chunks
+from .tiling import (NpuConfig, TilingError, bands, ceil_div, choose_band_rows, max_in_rows, ramp_bands,
+                     reduction_chunks)
 
 COMPILER = "presil.host.compiler"
 
@@ -95,6 +101,81 @@ def _check(what: str, limits: dict, *, k=(1, 1), stride=(1, 1), pads=(0, 0), dim
 
 
 # --------------------------------------------------------------------------
+# space-to-depth (docs/architecture.md §4.2)
+# --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SpaceToDepth:
+    """Host layout of a segment input for a few-channel strided conv (the stem).
+
+    The host pads the int8 NHWC image with `fill` (the input zero point) by
+    `pre` rows/cols at the top/left and up to a multiple of the block at the
+    bottom/right, then packs each sh x sw block of pixels into one pixel of
+    sh*sw*C channels ordered (dy, dx, c). The conv becomes a stride-1 conv
+    with a ceil(k/s) kernel on that grid; the rest of the original padding,
+    whole blocks of zero points, is the GEMM's pad_t/pad_l and implied
+    bottom/right padding. Padding is thus exactly x_zp everywhere.
+    """
+    block: tuple[int, int]               # (sh, sw) = the conv's stride
+    pre: tuple[int, int]                 # pad_t % sh, pad_l % sw
+    shape: tuple[int, int, int, int]     # (N, H', W', sh*sw*C)
+    fill: int
+
+    @classmethod
+    def plan(cls, x_shape, stride, pads, zp: int) -> "SpaceToDepth":
+        n, h, w, c = x_shape
+        sh, sw = stride
+        et, el = pads[0] % sh, pads[1] % sw
+        return cls((sh, sw), (et, el), (n, ceil_div(et + h, sh), ceil_div(el + w, sw), sh * sw * c), int(zp))
+
+    def pack(self, x: np.ndarray) -> np.ndarray:
+        n, h, w, c = x.shape
+        (sh, sw), (et, el) = self.block, self.pre
+        _, H2, W2, _ = self.shape
+        buf = np.full((n, H2 * sh, W2 * sw, c), self.fill, np.int8)
+        buf[:, et:et + h, el:el + w] = x
+        return np.ascontiguousarray(
+            buf.reshape(n, H2, sh, W2, sw, c).transpose(0, 1, 3, 2, 4, 5).reshape(self.shape))
+
+    @staticmethod
+    def weights(w: np.ndarray, stride) -> np.ndarray:
+        """OHWI (k_h, k_w) -> OHWI (ceil(k_h/sh), ceil(k_w/sw)) over (dy, dx, c) channels,
+        tap (a, b) channel (dy, dx, c) = w[s*a + dy, s*b + dx, c] or 0 past the kernel."""
+        o, kh, kw, c = w.shape
+        sh, sw = stride
+        ah, aw = ceil_div(kh, sh), ceil_div(kw, sw)
+        z = np.zeros((o, ah * sh, aw * sw, c), np.int8)
+        z[:, :kh, :kw] = w
+        return np.ascontiguousarray(z.reshape(o, ah, sh, aw, sw, c).transpose(0, 1, 3, 2, 4, 5)
+                                    .reshape(o, ah, aw, sh * sw * c))
+
+    def to_meta(self, tensor: str) -> dict:
+        return {"tensor": tensor, "layout": "space_to_depth", "block": list(self.block),
+                "pre": list(self.pre), "shape": list(self.shape), "fill": self.fill}
+
+    @classmethod
+    def from_meta(cls, d: dict) -> "SpaceToDepth":
+        if d.get("layout") != "space_to_depth":
+            raise CompilerError(f"unknown input layout {d.get('layout')!r}")
+        return cls(tuple(d["block"]), tuple(d["pre"]), tuple(d["shape"]), int(d["fill"]))
+
+
+def program_feeds(program: Program, values) -> dict[str, np.ndarray]:
+    """{IR tensor: int8 NHWC value} -> the program's input feeds {descriptor: array},
+    packed into each input's declared host layout (meta "input_layouts")."""
+    names = program.meta["tensor_names"]
+    layouts = program.meta.get("input_layouts", {})
+    feeds = {}
+    for t in program.tensors:
+        if t.role.name != "INPUT":
+            continue
+        v = np.asarray(values[names[t.name]])
+        v = v.reshape(dram_shape(v.shape))
+        feeds[t.name] = SpaceToDepth.from_meta(layouts[t.name]).pack(v) if t.name in layouts else v
+    return feeds
+
+
+# --------------------------------------------------------------------------
 # layers
 # --------------------------------------------------------------------------
 
@@ -121,7 +202,22 @@ class _ConvLayer:
                 self.w = n.weights.reshape(n.weights.shape[0], h, w, c)
             self.stride, self.pads, self.groups = (1, 1), (0, 0, 0, 0), 1
         self.stride = (1 if self.out_view[1] == 1 else self.stride[0], 1 if self.out_view[2] == 1 else self.stride[1])
-        self.bias = n.folded_bias(self.x_zp)
+        self.bias = n.folded_bias(self.x_zp)  # of the original weights: the same sum after re-layout
+        self.in_key = n.inputs[0]
+        self.s2d = None
+        sh, sw = self.stride
+        if (cfg.space_to_depth and isinstance(n, ir.Conv) and self.groups == 1 and max(sh, sw) >= 2
+                and xs[3] * sh * sw <= cfg.rows and n.inputs[0] in lw.seg.inputs):
+            # Few channels, strided, and the host writes this tensor: pack s x s pixels
+            # into one ACT word (12 of 16 lanes for a 3-channel stride-2 stem instead of 3).
+            self.s2d = SpaceToDepth.plan(xs, (sh, sw), self.pads, self.x_zp)
+            self.w = SpaceToDepth.weights(self.w, (sh, sw))
+            kh2, kw2 = self.w.shape[1:3]
+            pt, pl = self.pads[0] // sh, self.pads[1] // sw
+            _, h2, w2, _ = self.s2d.shape
+            self.pads = (pt, pl, max(0, ys[1] - 1 + kh2 - pt - h2), max(0, ys[2] - 1 + kw2 - pl - w2))
+            self.stride, self.in_view = (1, 1), self.s2d.shape
+            self.in_key = (n.inputs[0], self.s2d)
         self.cout, self.kh, self.kw = self.w.shape[0], self.w.shape[1], self.w.shape[2]
         cin = self.in_view[3]
         R, C = cfg.rows, cfg.cols
@@ -172,10 +268,37 @@ class _ConvLayer:
         self.w_dram = b.const(np.concatenate(parts))
         self.par_dram = b.const(pack_post_params(self.bias, self.node.multiplier, self.node.shift, C))
 
+    def _ob_consts(self, em: Emitter, ob: int) -> None:
+        """Resident weights and PAR words of output block ob (each loaded once, just
+        ahead of the block that needs them rather than all before the first GEMM)."""
+        cfg = self.lw.cfg
+        if self.resident:
+            row = self.chunk_words[ob]
+            words = sum(w for *_, w in row)
+            _load(em, "WGT", self.w_dram + row[0][2] * cfg.cols, row[0][2], words, cfg.cols)
+        if self.par_resident:
+            _load(em, "PAR", self.par_dram + 3 * ob * 4 * cfg.cols, 3 * ob, 3, 4 * cfg.cols)
+
+    def prefetch(self, em: Emitter) -> None:
+        """Before the FENCE that ends the previous layer: block 0's constants.
+        Constants have no device-memory hazard, and the emitter orders these loads
+        after the previous layer's readers of the same SRAM words."""
+        if self.resident or self.par_resident:
+            self._ob_consts(em, 0)
+            self.prefetched = True
+
+    @property
+    def resident(self) -> bool:
+        return self.w_total <= self.lw.cfg.wgt_depth
+
+    @property
+    def par_resident(self) -> bool:
+        return 3 * self.out_cb <= self.lw.cfg.par_depth
+
     def emit(self, em: Emitter, T: dict[str, _T]) -> None:
         cfg, n = self.lw.cfg, self.node
         R, C = cfg.rows, cfg.cols
-        xt, yt = T[n.inputs[0]], T[n.outputs[0]]
+        xt, yt = T[self.in_key], T[n.outputs[0]]
         N, H, W, _ = self.in_view
         _, OH, OW, _ = self.out_view
         kh, kw = self.kh, self.kw
@@ -189,43 +312,61 @@ class _ConvLayer:
         in_bufs = [i * in_sz for i in range(nbuf)]
         out_bufs = [nbuf * in_sz + i * out_sz for i in range(nbuf)]
         wgt_bytes, par_bytes = C, 4 * C
-        resident = self.w_total <= cfg.wgt_depth
-        if resident:
-            _load(em, "WGT", self.w_dram, 0, self.w_total, wgt_bytes)
-        par_resident = 3 * out_cb <= cfg.par_depth
-        if par_resident:
-            _load(em, "PAR", self.par_dram, 0, 3 * out_cb, par_bytes)
+        resident, par_resident = self.resident, self.par_resident
+        out_zp = self.lw.graph.tensors[n.outputs[0]].quant.zero_point
         half = cfg.wgt_depth // 2
-        n_wload = n_tile = 0
-        for img in range(N):
+        tiles = [(img, band) for img in range(N) for band in ramp_bands(OH, r, H, kh, sh, pt, OW, R)]
+
+        def load_tile(t: int) -> None:
+            img, band = tiles[t]
             x0 = xt.offset + img * H * W * in_cb * R
-            y0 = yt.offset + img * OH * OW * out_cb * R
-            for band in bands(OH, r, H, kh, sh, pt):
-                ib, obuf = in_bufs[n_tile % nbuf], out_bufs[n_tile % nbuf]
-                n_tile += 1
-                _load(em, "ACT", x0 + band.i0 * W * in_cb * R, ib, band.in_rows * W * in_cb, R)
-                npx = band.rows * OW
-                for ob, chunks in enumerate(self.chunk_words):
-                    if par_resident:
-                        par = 3 * ob
+            _load(em, "ACT", x0 + band.i0 * W * in_cb * R, in_bufs[t % nbuf], band.in_rows * W * in_cb, R)
+
+        # Program order is the ISS's semantics; the emitter only adds tokens. Tile t+1's
+        # input is loaded during tile t (double buffer), block ob+1's constants during
+        # block ob of the first tile, so after the FENCE only the first tile's input and
+        # block 0's constants are exposed (and those are prefetched before it if possible).
+        load_tile(0)
+        if not getattr(self, "prefetched", False):
+            self._ob_consts(em, 0)
+        n_wload = 0
+        for t, (img, band) in enumerate(tiles):
+            ib, obuf = in_bufs[t % nbuf], out_bufs[t % nbuf]
+            if t and nbuf == 1:
+                load_tile(t)  # single buffer: only after the previous tile's last GEMM
+            y0 = yt.offset + (img * OH * OW + band.r0 * OW) * out_cb * R
+            npx = band.rows * OW
+            pf_ob = max(0, out_cb - 2) if t == 0 and resident else 0
+            for ob, chunks in enumerate(self.chunk_words):
+                if par_resident:
+                    par = 3 * ob
+                else:
+                    par = 3 * (ob % 2) if cfg.par_depth >= 6 else 0  # double buffer if room
+                    _load(em, "PAR", self.par_dram + 3 * ob * par_bytes, par, 3, par_bytes)
+                for k, (cs, cn, woff, words) in enumerate(chunks):
+                    if resident:
+                        wa = woff
                     else:
-                        par = 3 * (ob % 2) if cfg.par_depth >= 6 else 0  # double buffer if room
-                        _load(em, "PAR", self.par_dram + 3 * ob * par_bytes, par, 3, par_bytes)
-                    for k, (cs, cn, woff, words) in enumerate(chunks):
-                        if resident:
-                            wa = woff
-                        else:
-                            wa = (n_wload % 2) * half
-                            n_wload += 1
-                            _load(em, "WGT", self.w_dram + woff * wgt_bytes, wa, words, wgt_bytes)
-                        em.emit("GEMM", accumulate=int(k > 0), in_addr=ib, in_h=band.in_rows, in_w=W,
-                                in_cb=in_cb, cb_start=cs, cb_count=cn, out_h=band.rows, out_w=OW,
-                                k_h=kh, k_w=kw, stride_h=sh, stride_w=sw, pad_t=band.pad_t, pad_l=pl,
-                                in_zp=self.x_zp, wgt_addr=wa, acc_addr=0)
-                    em.emit("POST", acc_addr=0, out_addr=obuf + ob, count=npx, out_stride=out_cb,
-                            par_addr=par, out_zp=self.lw.graph.tensors[n.outputs[0]].quant.zero_point,
-                            clamp_min=n.act_min, clamp_max=n.act_max)
-                _store(em, y0 + band.r0 * OW * out_cb * R, obuf, npx * out_cb, R)
+                        wa = (n_wload % 2) * half
+                        n_wload += 1
+                        _load(em, "WGT", self.w_dram + woff * wgt_bytes, wa, words, wgt_bytes)
+                    em.emit("GEMM", accumulate=int(k > 0), in_addr=ib, in_h=band.in_rows, in_w=W,
+                            in_cb=in_cb, cb_start=cs, cb_count=cn, out_h=band.rows, out_w=OW,
+                            k_h=kh, k_w=kw, stride_h=sh, stride_w=sw, pad_t=band.pad_t, pad_l=pl,
+                            in_zp=self.x_zp, wgt_addr=wa, acc_addr=0)
+                if t == 0 and ob + 1 < out_cb:
+                    self._ob_consts(em, ob + 1)
+                if ob == pf_ob and nbuf > 1 and t + 1 < len(tiles):
+                    load_tile(t + 1)
+                em.emit("POST", acc_addr=0, out_addr=obuf + ob, count=npx, out_stride=out_cb,
+                        par_addr=par, out_zp=out_zp, clamp_min=n.act_min, clamp_max=n.act_max)
+                # Each block is stored as soon as it is requantised (strided rows of one
+                # word), so only the last block's store is exposed at the layer's end.
+                if out_cb == 1:
+                    _store(em, y0, obuf, npx, R)
+                else:
+                    em.emit("STORE", mem=0, dram_offset=y0 + ob * R, dram_stride=out_cb * R,
+                            sram_addr=obuf + ob, sram_stride=out_cb, y_count=npx, x_words=1)
 
 
 class _PoolLayer:
@@ -392,31 +533,47 @@ class SegmentLowering:
         for lay in layers:  # the constant blob comes first in the window
             lay.consts(b)
         taken: set[str] = set()
-        T: dict[str, _T] = {}
-        names = list(dict.fromkeys(t for n in seg.nodes for t in n.inputs + n.outputs))
-        for t in names:
+        # A tensor key is an IR tensor name, or (name, SpaceToDepth) for an input the
+        # host packs for a conv (its own descriptor; the plain one only if read plain).
+        T: dict = {}
+        keys = []
+        for n, lay in zip(seg.nodes, layers):
+            ins = [getattr(lay, "in_key", n.inputs[0])] + n.inputs[1:] if n.inputs else []
+            keys += ins + n.outputs
+        keys = list(dict.fromkeys(keys))
+        layouts = {}
+        for k in keys:
+            t, s2d = (k, None) if isinstance(k, str) else k
             role = "input" if t in seg.inputs else "output" if t in seg.outputs else "intermediate"
             tt = g.tensors[t]
-            shape = dram_shape(tt.shape)
-            d = b.tensor(desc_name(t, taken), role, shape, tt.quant.scale, tt.quant.zero_point)
-            T[t] = _T(d.name, d.dram_offset, shape, tt.quant)
+            shape = dram_shape(tt.shape) if s2d is None else s2d.shape
+            name = t if s2d is None else f"{t}.s2d{s2d.block[0]}x{s2d.block[1]}"
+            d = b.tensor(desc_name(name, taken), role, shape, tt.quant.scale, tt.quant.zero_point)
+            T[k] = _T(d.name, d.dram_offset, shape, tt.quant)
+            if s2d is not None:
+                layouts[d.name] = s2d.to_meta(t)
         em = Emitter(cfg.rows, cfg.cols)
         lnames: set[str] = set()
         for i, (n, lay) in enumerate(zip(seg.nodes, layers)):
-            if i:
-                em.fence()  # the next layer's LOADs read what this layer STOREd
             lname = n.name
             while lname in lnames:
                 lname += "'"
             lnames.add(lname)
+            if i:
+                em.fence()  # the next layer's LOADs read what this layer STOREd
             em.begin_layer(lname)
             lay.emit(em, T)
+            if i + 1 < len(layers) and hasattr(layers[i + 1], "prefetch"):
+                # The next layer's first constants load during this layer's tail; they
+                # count in this layer's cycles, so layer spans never overlap.
+                layers[i + 1].prefetch(em)
             em.end_layer()
         em.write_to(b)
         layer_names = [name for name, _, _ in em.layers]
         return b.build(
             segment=seg.index,
-            tensor_names={T[t].desc: t for t in names},
+            tensor_names={T[k].desc: (k if isinstance(k, str) else k[0]) for k in keys},
+            input_layouts=layouts,
             layer_ops=dict(zip(layer_names, (n.op for n in seg.nodes))),
             layer_macs=dict(zip(layer_names, (n.macs(g) for n in seg.nodes))),
             npu_config=cfg.depths,

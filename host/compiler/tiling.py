@@ -28,6 +28,9 @@ class NpuConfig:
     wgt_depth: int = ISA.memories["WGT"].default_depth
     par_depth: int = ISA.memories["PAR"].default_depth
     acc_depth: int = ISA.memories["ACC"].default_depth
+    # Lower few-channel strided convs on a segment input by host space-to-depth
+    # (lower.SpaceToDepth); off only to measure or to feed plain-layout inputs.
+    space_to_depth: bool = True
 
     def __post_init__(self):
         if self.rows != self.cols:
@@ -68,6 +71,19 @@ def bands(oh: int, r: int, h: int, k: int, s: int, pt: int) -> list[Band]:
     n = ceil_div(oh, r)
     r = ceil_div(oh, n)
     return [band_input(r0, min(oh, r0 + r), h, k, s, pt) for r0 in range(0, oh, r)]
+
+
+def ramp_bands(oh: int, r: int, h: int, k: int, s: int, pt: int, ow: int, rows: int) -> list[Band]:
+    """bands() with a short first band: its input load is exposed after the
+    layer's FENCE, the later bands' loads hide under the previous band's compute.
+    The first band keeps >= 2*rows pixels (a GEMM tile streams >= rows pixels)."""
+    r0 = ceil_div(2 * rows, ow)
+    if r0 > r // 2 or oh <= r0:
+        return bands(oh, r, h, k, s, pt)
+    n = ceil_div(oh - r0, r)
+    rr = ceil_div(oh - r0, n)
+    return [band_input(0, r0, h, k, s, pt)] + [band_input(a, min(oh, a + rr), h, k, s, pt)
+                                                for a in range(r0, oh, rr)]
 
 
 def max_in_rows(r: int, h: int, k: int, s: int) -> int:

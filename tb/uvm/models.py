@@ -6,12 +6,11 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-import numpy as np
 
 from presil.host import zoo
 from presil.host.compiler import ir, zoodata
 from presil.host.compiler.bundle import compile_model
-from presil.host.compiler.lower import dram_shape, lower_segment
+from presil.host.compiler.lower import lower_segment, program_feeds
 from presil.host.compiler.partition import Segment
 
 ALIASES = {"digits": "digits_cnn"}
@@ -32,8 +31,8 @@ def compiled(name: str, sample: int = 0):
 
 
 def _feeds(program, values: dict, tensors) -> dict:
-    inv = {v: k for k, v in program.meta["tensor_names"].items()}
-    return {inv[t]: np.asarray(values[t]).reshape(dram_shape(np.shape(values[t]))) for t in tensors}
+    # The program's own input layouts (e.g. a space-to-depth stem) decide the packing.
+    return program_feeds(program, {t: values[t] for t in tensors})
 
 
 def segment_jobs(name: str, sample: int = 0) -> list[dict]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 import compiler_models as cm
-from conftest import Measured
+from agreement import Measured
 from presil.host.compiler import partition, partition_table
 
 

