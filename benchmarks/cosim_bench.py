@@ -14,7 +14,6 @@ Figures are noisy on a shared 2-core machine (+-30 %).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import subprocess
 import tempfile
@@ -132,14 +131,17 @@ def conv_layer_harness() -> dict:
 
 def conv_layer_cocotb() -> dict:
     """The cocotb test of the same layer (the cached build of tests/rtl/test_top.py)."""
-    from presil.host.simbuild import SIM, npu_top_sources
-    from presil.tb.runner import build, run
+    import importlib.util
 
-    dpi = SIM / "axi_mem_dpi.cpp"
-    srcs = npu_top_sources()[:-1] + [SIM / "npu_tb_top.sv"]  # the same list as test_top.sources()
-    digest = hashlib.sha256(dpi.read_bytes()).hexdigest()[:16]
-    b = build("npu_tb_top", srcs, {"ROWS": 16, "COLS": 16},
-              extra_args=[str(dpi), "-CFLAGS", f"-DAXI_MEM_DPI_SHA={digest}", "-LDFLAGS", "-Wl,--export-dynamic"])
+    from presil.tb.runner import run
+
+    # tests/rtl/test_top.py holds the one definition of the npu_tb_top build
+    # (sources, .vlt files, arguments), so this shares its cached build.
+    path = Path(__file__).resolve().parent.parent / "tests" / "rtl" / "test_top.py"
+    spec = importlib.util.spec_from_file_location("_presil_test_top", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    b = mod.top_build()
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         res = run(b, "test_top_cocotb", tmp, testcase="conv_through_top")

@@ -212,6 +212,12 @@ def merge_reports(files, out: str | Path) -> tuple[Path, str]:
 
 # -- Verilator code coverage ------------------------------------------------------------
 
+# Verilator arguments of the code-coverage build of npu_tb_top (tb/uvm/harness.py).
+# Full --coverage crashes Verilator 5.048 (internal error at npu_regs.sv:506, a
+# PeakRDL nested struct) - but only with expression coverage in the mix: line +
+# toggle + user verilate and build (also coverage_off on the file does not help).
+COVERAGE_ARGS = ["--coverage-line", "--coverage-toggle", "--coverage-user"]
+
 _LINE = re.compile(r"^C '(.*)' (\d+)\s*$")
 
 

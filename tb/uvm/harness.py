@@ -6,7 +6,6 @@ build/coverage/ (functional: cocotb-coverage YAML; code: coverage.dat)."""
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import shutil
@@ -41,12 +40,9 @@ def top_build(*, waves: bool = False, coverage: bool = False):
     t = _top_module()
     if not waves and not coverage:
         return t.top_build()
-    digest = hashlib.sha256(t.DPI.read_bytes()).hexdigest()[:16]
-    extra = [str(t.DPI), "-CFLAGS", f"-DAXI_MEM_DPI_SHA={digest}", "-LDFLAGS", "-Wl,--export-dynamic"]
+    extra = t.build_args()
     if coverage:       # same configuration name: a folder of its own, or the builds would evict each other
-        # Full --coverage (toggle) hits a Verilator 5.048 internal error on PeakRDL's nested
-        # struct fields (npu_regs.sv field_storage.*): line + branch (user) coverage only.
-        extra += ["--coverage-line", "--coverage-user"]
+        extra += cov.COVERAGE_ARGS
     return build("npu_tb_top", t.sources(), {"ROWS": 16, "COLS": 16}, waves="fst" if waves else None,
                  extra_args=extra, root=build_root() / "coverage" if coverage else None)
 

@@ -28,14 +28,17 @@ def sources() -> list:
             RTL_DIR / "sim" / "axi_mem.sv", RTL_DIR / "sim" / "npu_tb_top.sv"]
 
 
-def top_build():
-    # The C++ model is not a source the runner hashes: its digest in a define
-    # makes a change to it rebuild. --export-dynamic lets tb/memory.py find the
-    # backdoor functions with ctypes.
+def build_args() -> list:
+    """Verilator arguments of the npu_tb_top builds (plain, waves, coverage).
+    The C++ model is not a source the runner hashes: its digest in a define
+    makes a change to it rebuild. --export-dynamic lets tb/memory.py find the
+    backdoor functions with ctypes."""
     digest = hashlib.sha256(DPI.read_bytes()).hexdigest()[:16]
-    return build("npu_tb_top", sources(), {"ROWS": 16, "COLS": 16},
-                 extra_args=[str(DPI), "-CFLAGS", f"-DAXI_MEM_DPI_SHA={digest}",
-                             "-LDFLAGS", "-Wl,--export-dynamic"])
+    return [str(DPI), "-CFLAGS", f"-DAXI_MEM_DPI_SHA={digest}", "-LDFLAGS", "-Wl,--export-dynamic"]
+
+
+def top_build():
+    return build("npu_tb_top", sources(), {"ROWS": 16, "COLS": 16}, extra_args=build_args())
 
 
 def test_top(tmp_path):
