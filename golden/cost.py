@@ -21,6 +21,7 @@ class CostSpec:
     add_pipeline: int
     add_cycles_per_word: int
     pool_pipeline: int
+    pool_max_interval: int
     pool_div_interval: int
     pool_div_latency: int
     fence: int
@@ -65,8 +66,8 @@ def instr_cycles(d: DecodedInstr, rows: int, cols: int, cost: CostSpec = COST) -
     if d.name == "POOL":
         words = f["out_h"] * f["out_w"] * f["in_cb"]
         window = f["k_h"] * f["k_w"]
-        if f["mode"] == 0:           # max: one ACT read per window element
-            return cost.pool_pipeline + words * window
+        if f["mode"] == 0:           # max: one ACT read per window element, at least the finish stage's interval
+            return cost.pool_pipeline + words * max(window, cost.pool_max_interval)
         # average: window reads overlap the divider of the previous word
         return cost.pool_pipeline + window + (words - 1) * max(window, cost.pool_div_interval) + cost.pool_div_latency
     if d.name == "FENCE":

@@ -83,12 +83,14 @@ module npu_pool
     scoord_t     ih0, iw0, ih, iw;
 
     logic e_in, e_last_k, last_win, g_can, g_fire;
-    logic hold_busy, busy_tail, e_v;
+    logic hold_busy, busy_tail, e_v, e_last;
     assign e_in     = (ih >= 0) && (ih < scoord_t'({4'd0, f_in_h})) && (iw >= 0) && (iw < scoord_t'({4'd0, f_in_w}));
     assign e_last_k = (kh == f_k_h - 8'd1) && (kw == f_k_w - 8'd1);
     assign last_win = (cb == f_in_cb - 8'd1) && (ow == f_out_w - 12'd1) && (oh == f_out_h - 12'd1);
-    // The last element of a window needs the holding register free when it arrives.
-    assign g_can    = (state == S_RUN) && !g_done && !(e_last_k && hold_busy);
+    // The last element of a window needs the holding register free when it arrives: not
+    // full, and not about to be filled by the previous window's last element, still in
+    // flight (e_v && e_last; back to back with 1-element windows, k_h = k_w = 1).
+    assign g_can    = (state == S_RUN) && !g_done && !(e_last_k && (hold_busy || (e_v && e_last)));
     assign g_fire   = g_can && (!e_in || act_rd_gnt);
     assign act_rd_req  = g_can && e_in;
     assign act_rd_addr = elem[19:0];
@@ -159,7 +161,7 @@ module npu_pool
     end
 
     // ---- accumulate: element data arrives one cycle after its grant ----------------
-    logic e_valid_in, e_first, e_last;
+    logic e_valid_in, e_first;
     always_ff @(posedge clk) begin
         if (!rst_n) e_v <= 1'b0;
         else        e_v <= g_fire;

@@ -298,6 +298,14 @@ def pool_case(seed=4) -> Case:
           stride_h=1, stride_w=1, pad_t=2, pad_l=0, out_addr=2400, in_zp=9)
     c.raw("POOL", mode=1, in_addr=400, in_h=4, in_w=4, in_cb=1, out_h=5, out_w=3, k_h=2, k_w=2,
           stride_h=1, stride_w=1, pad_t=2, pad_l=0, out_addr=2500, in_zp=9, out_zp=-1, mult=m, shift=s)
+    # 1x1 windows: every element is a window's first and last, so consecutive windows' last
+    # elements are gathered back to back (the holding register must not be overwritten)
+    c.raw("POOL", mode=0, in_addr=0, in_h=6, in_w=5, in_cb=2, out_h=6, out_w=5, k_h=1, k_w=1,
+          stride_h=1, stride_w=1, out_addr=2700, in_zp=-7)
+    c.raw("POOL", mode=1, count_include_pad=1, in_addr=0, in_h=9, in_w=9, in_cb=2, out_h=5, out_w=5,
+          k_h=1, k_w=1, stride_h=2, stride_w=2, out_addr=2800, in_zp=5, out_zp=-20, mult=m2, shift=s2)
+    c.raw("POOL", mode=1, count_include_pad=0, in_addr=300, in_h=1, in_w=1, in_cb=2, out_h=1, out_w=1,
+          k_h=1, k_w=1, stride_h=1, stride_w=1, out_addr=2900, in_zp=-4, out_zp=-22, mult=m, shift=s)  # 1x1 GAP
     return c
 
 
