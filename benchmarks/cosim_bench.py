@@ -72,48 +72,14 @@ def array_speed(cycles: int = 2_000_000, repeats: int = 3) -> dict:
     return {"cycles": cycles, "cycles_per_s": best}
 
 
-def conv_layer_program():
-    """The layer of tb/tests/test_top_cocotb.py::conv_through_top (6x6x16, 3x3 -> 16, padded)."""
-    from presil.golden.asm import ProgramBuilder
-    from presil.golden.layout import pack_activation, pack_conv_weights, pack_post_params
-
-    rows = cols = 16
-    rng = np.random.default_rng(21)
-    h = w = 6
-    x = rng.integers(-128, 128, (1, h, w, rows), dtype=np.int8)
-    wt = rng.integers(-128, 128, (cols, 3, 3, rows), dtype=np.int8)
-    act, wgt = pack_activation(x, rows), pack_conv_weights(wt, rows, cols)
-    par = pack_post_params(rng.integers(-5000, 5000, cols), rng.integers(1 << 30, (1 << 31) - 1, cols),
-                           rng.integers(-12, 0, cols), cols)
-    a_off, w_off, p_off, out_off = 0x0, 0x1000, 0x2000, 0x3000
-    b = ProgramBuilder(rows, cols)
-    b.load(mem="ACT", dram_offset=a_off, dram_stride=0, sram_addr=0, sram_stride=0, y_count=1,
-           x_words=act.size // rows)
-    b.load(mem="WGT", dram_offset=w_off, dram_stride=0, sram_addr=0, sram_stride=0, y_count=1,
-           x_words=wgt.size // cols)
-    b.load(mem="PAR", dram_offset=p_off, dram_stride=0, sram_addr=0, sram_stride=0, y_count=1, x_words=3)
-    b.fence()
-    b.gemm(in_addr=0, in_h=h, in_w=w, in_cb=1, cb_start=0, cb_count=1, out_h=h, out_w=w, k_h=3, k_w=3,
-           stride_h=1, stride_w=1, pad_t=1, pad_l=1, in_zp=-3, wgt_addr=0, acc_addr=0)
-    b.post(acc_addr=0, out_addr=100, count=h * w, out_stride=1, par_addr=0, out_zp=5, clamp_min=-128,
-           clamp_max=127)
-    b.fence()
-    b.store(mem="ACT", dram_offset=out_off, dram_stride=0, sram_addr=100, sram_stride=0, y_count=1,
-            x_words=h * w)
-    b.end()
-    win = np.random.default_rng(22).integers(0, 256, 0x4000, dtype=np.uint8)
-    win[a_off:a_off + act.size] = act
-    win[w_off:w_off + wgt.size] = wgt
-    win[p_off:p_off + par.size] = par
-    return list(b.instructions), win
-
 
 def conv_layer_harness() -> dict:
     """The layer through the driver on sim: with the cocotb test's memory timing; checked vs the ISS."""
     from presil.golden.iss import execute
     from presil.host.driver import Device
+    from presil.host.smoke import conv_layer_raw
 
-    instrs, win = conv_layer_program()
+    instrs, win = conv_layer_raw()
     with Device.open("sim:?rd_latency=6&wr_latency=4&stall=0.2&seed=21") as d:
         base, cmd = 0x10_0000, 0x1_0000
         t0 = time.perf_counter()

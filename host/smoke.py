@@ -9,7 +9,7 @@ import numpy as np
 from presil.golden import ops
 from presil.golden.asm import ProgramBuilder
 from presil.golden.isa import ISA, encode
-from presil.golden.layout import pack_conv_weights, pack_post_params
+from presil.golden.layout import pack_activation, pack_conv_weights, pack_post_params
 from presil.golden.program import Program
 
 
@@ -100,3 +100,38 @@ def two_layer(**kw):
     """conv3x3 1->16 + ReLU, conv3x3 16->32 stride 2 + ReLU on 8x8: the first two
     layers of the zoo's digits_cnn, with seeded weights."""
     return conv_chain([(1, 16, 3, 1, 1), (16, 32, 3, 2, 1)], (8, 8), name="two_layer", **kw)
+
+
+def conv_layer_raw(rows: int = 16, cols: int = 16) -> tuple[list[bytes], np.ndarray]:
+    """A padded 3x3 conv (6x6xROWS -> COLS) through LOAD/GEMM/POST/STORE as raw
+    instruction words and the DMA-window image they run on (0x4000 bytes: input
+    at 0x0, weights 0x1000, PAR 0x2000, output 0x3000). The npu_top cocotb test
+    and the co-simulation benchmark run this same layer."""
+    rng = np.random.default_rng(21)
+    h = w = 6
+    x = rng.integers(-128, 128, (1, h, w, rows), dtype=np.int8)
+    wt = rng.integers(-128, 128, (cols, 3, 3, rows), dtype=np.int8)
+    act, wgt = pack_activation(x, rows), pack_conv_weights(wt, rows, cols)
+    par = pack_post_params(rng.integers(-5000, 5000, cols), rng.integers(1 << 30, (1 << 31) - 1, cols),
+                           rng.integers(-12, 0, cols), cols)
+    a_off, w_off, p_off, out_off = 0x0, 0x1000, 0x2000, 0x3000
+    b = ProgramBuilder(rows, cols)
+    b.load(mem="ACT", dram_offset=a_off, dram_stride=0, sram_addr=0, sram_stride=0, y_count=1,
+           x_words=act.size // rows)
+    b.load(mem="WGT", dram_offset=w_off, dram_stride=0, sram_addr=0, sram_stride=0, y_count=1,
+           x_words=wgt.size // cols)
+    b.load(mem="PAR", dram_offset=p_off, dram_stride=0, sram_addr=0, sram_stride=0, y_count=1, x_words=3)
+    b.fence()
+    b.gemm(in_addr=0, in_h=h, in_w=w, in_cb=1, cb_start=0, cb_count=1, out_h=h, out_w=w, k_h=3, k_w=3,
+           stride_h=1, stride_w=1, pad_t=1, pad_l=1, in_zp=-3, wgt_addr=0, acc_addr=0)
+    b.post(acc_addr=0, out_addr=100, count=h * w, out_stride=1, par_addr=0, out_zp=5, clamp_min=-128,
+           clamp_max=127)
+    b.fence()
+    b.store(mem="ACT", dram_offset=out_off, dram_stride=0, sram_addr=100, sram_stride=0, y_count=1,
+            x_words=h * w)
+    b.end()
+    win = np.random.default_rng(22).integers(0, 256, 0x4000, dtype=np.uint8)
+    win[a_off:a_off + act.size] = act
+    win[w_off:w_off + wgt.size] = wgt
+    win[p_off:p_off + par.size] = par
+    return list(b.instructions), win

@@ -26,7 +26,7 @@ from presil.golden import iss
 from presil.golden.asm import ProgramBuilder
 from presil.golden.device_errors import DeviceError, ErrorCode
 from presil.golden.isa import encode, isa_hash
-from presil.golden.layout import pack_activation, pack_conv_weights, pack_post_params
+from presil.host.smoke import conv_layer_raw
 from presil.tb.memory import AxiMem
 from presil.tb.runner import sim_params, write_metrics
 
@@ -478,37 +478,10 @@ async def conv_through_top(dut):
     WGT/PAR loads (which no STORE can read) and the SRAM ports of the compute
     engine, bit-exact against the ISS. Only with the real compute engine."""
     npu = await setup(dut, rd_latency=6, wr_latency=4, stall=0.2, seed=21)
-    rng = np.random.default_rng(21)
-    h = w = 6
-    x = rng.integers(-128, 128, (1, h, w, ROWS), dtype=np.int8)
-    wt = rng.integers(-128, 128, (COLS, 3, 3, ROWS), dtype=np.int8)
-    act = pack_activation(x, ROWS)
-    wgt = pack_conv_weights(wt, ROWS, COLS)
-    par = pack_post_params(rng.integers(-5000, 5000, COLS), rng.integers(1 << 30, (1 << 31) - 1, COLS),
-                           rng.integers(-12, 0, COLS), COLS)
-    a_off, w_off, p_off, out_off = 0x0, 0x1000, 0x2000, 0x3000
-    b = ProgramBuilder(ROWS, COLS)
-    b.load(mem="ACT", dram_offset=a_off, dram_stride=0, sram_addr=0, sram_stride=0, y_count=1,
-           x_words=act.size // ROWS)
-    b.load(mem="WGT", dram_offset=w_off, dram_stride=0, sram_addr=0, sram_stride=0, y_count=1,
-           x_words=wgt.size // COLS)
-    b.load(mem="PAR", dram_offset=p_off, dram_stride=0, sram_addr=0, sram_stride=0, y_count=1, x_words=3)
-    b.fence()
-    b.gemm(in_addr=0, in_h=h, in_w=w, in_cb=1, cb_start=0, cb_count=1, out_h=h, out_w=w, k_h=3, k_w=3,
-           stride_h=1, stride_w=1, pad_t=1, pad_l=1, in_zp=-3, wgt_addr=0, acc_addr=0)
-    b.post(acc_addr=0, out_addr=100, count=h * w, out_stride=1, par_addr=0, out_zp=5, clamp_min=-128,
-           clamp_max=127)
-    b.fence()
-    b.store(mem="ACT", dram_offset=out_off, dram_stride=0, sram_addr=100, sram_stride=0, y_count=1,
-            x_words=h * w)
-    b.end()
-    win = window_image(0x4000, 22)
-    win[a_off:a_off + act.size] = act
-    win[w_off:w_off + wgt.size] = wgt
-    win[p_off:p_off + par.size] = par
-    s = await npu.run(b.instructions, win)
+    instrs, win = conv_layer_raw(ROWS, COLS)
+    s = await npu.run(instrs, win)
     assert st_bits(s) == (0, 1, 0), s
-    want, res = golden(b.instructions, win)
+    want, res = golden(instrs, win)
     got = npu.mem.read(WIN_ADDR, win.size)
     assert np.array_equal(got, want), f"{np.count_nonzero(got != want)} bytes differ from the ISS"
     assert await npu.perf("mac") > 0
