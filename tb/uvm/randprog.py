@@ -32,6 +32,21 @@ def _clamp(rng, out_zp: int) -> tuple[int, int]:
     return lo, int(rng.integers(lo, 128))
 
 
+def _zp(rng, lo: int, hi: int) -> int:
+    """A zero point in [lo, hi); one draw in four is a corner (0: symmetric
+    quantisation; lo, hi - 1: the ends) that a uniform draw would almost never hit."""
+    if rng.random() < 0.25:
+        return int(rng.choice([0, lo, hi - 1]))
+    return int(rng.integers(lo, hi))
+
+
+def _pool_pads(rng, kh: int, kw: int) -> tuple[int, int, int, int]:
+    """t, l, b, r: 'same'-style symmetric padding one time in three, else random per side."""
+    if rng.random() < 1 / 3:
+        return kh // 2, kw // 2, kh // 2, kw // 2
+    return tuple(int(rng.integers(0, kk)) for kk in (kh, kw, kh, kw))
+
+
 def _out(n, k, s, p0, p1):
     return (n + p0 + p1 - k) // s + 1
 
@@ -51,7 +66,7 @@ def random_program(seed: int) -> tuple[Program, dict]:
     cout = cin if depthwise else int(rng.choice([8, 16, 24, 32]))
     oh, ow = _out(h, k, s, pads[0], pads[2]), _out(w, k, s, pads[1], pads[3])
     in_cb, out_cb = -(-cin // R), -(-cout // C)
-    x_zp, y_zp = int(rng.integers(-128, 128)), int(rng.integers(-100, 100))
+    x_zp, y_zp = _zp(rng, -128, 128), _zp(rng, -100, 100)
     x = _i8(rng, 1, h, w, cin)
     wt = _i8(rng, cout, k, k, cin)
     if depthwise:                    # block-diagonal dense weights (what the compiler lowers to)
@@ -96,9 +111,9 @@ def random_program(seed: int) -> tuple[Program, dict]:
     if tail in ("maxpool", "avgpool", "gap"):
         pk = (oh, ow) if tail == "gap" else (int(rng.integers(1, min(3, oh) + 1)), int(rng.integers(1, min(3, ow) + 1)))
         ps = (1, 1) if tail == "gap" else (int(rng.choice([1, 2])),) * 2
-        pp = (0, 0, 0, 0) if tail == "gap" else tuple(int(rng.integers(0, kk)) for kk in (pk[0], pk[1], pk[0], pk[1]))
+        pp = (0, 0, 0, 0) if tail == "gap" else _pool_pads(rng, *pk)
         ph, pw = _out(oh, pk[0], ps[0], pp[0], pp[2]), _out(ow, pk[1], ps[1], pp[1], pp[3])
-        z_zp = y_zp if tail == "maxpool" else int(rng.integers(-50, 50))
+        z_zp = y_zp if tail == "maxpool" else _zp(rng, -50, 50)
         zt = b.tensor("pool", "output", (1, ph, pw, cout), 0.1, z_zp)
         m, sh = quantize_multiplier(float(rng.uniform(0.5, 2.0)))
         with b.layer("pool"):
@@ -109,7 +124,7 @@ def random_program(seed: int) -> tuple[Program, dict]:
         b.store(mem="ACT", dram_offset=zt.dram_offset, sram_addr=nxt, y_count=1, x_words=ph * pw * out_cb)
     elif tail == "add":
         other = _i8(rng, 1, oh, ow, cout)
-        o_zp, z_zp = int(rng.integers(-128, 128)), int(rng.integers(-128, 128))
+        o_zp, z_zp = _zp(rng, -128, 128), _zp(rng, -128, 128)
         ot = b.tensor("other", "input", other.shape, 0.08, o_zp)
         zt = b.tensor("sum", "output", other.shape, 0.1, z_zp)
         inputs["other"] = other
