@@ -5,6 +5,12 @@ top-1 agreement over several samples, with pass/fail targets.
 Targets: >= 99% of final int8 elements within +-1 LSB and the same top-1 on
 >= 99% of samples (classifiers). A float graph output (a host Softmax, say)
 is judged on the int8 tensors feeding it: the NPU's contract is int8.
+
+Each layer is compared twice: chained (golden fed its own outputs, as the
+device runs) and alone (golden's op fed onnxruntime's inputs for that layer).
+A deep model can miss the final target through propagation alone: onnxruntime
+rounds exact ties in float32, and one differing element spreads downstream.
+The alone column separates that from a layer whose own arithmetic differs.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import onnx
 
 from . import ir
 from .bundle import Bundle
-from .reference import LayerAgreement, agreement_table, compare_layers, first_divergent
+from .reference import LayerAgreement, compare_layers, first_divergent, run_ir_isolated
 
 TARGET_WITHIN_1 = 99.0
 TARGET_TOP1 = 99.0
@@ -63,6 +69,7 @@ class LayerStats:
     equal: int = 0
     within_1: int = 0
     count: int = 0
+    alone_max: float | None = None   # max |d| with this layer fed onnxruntime's inputs
 
     @property
     def pct_equal(self) -> float:
@@ -77,6 +84,9 @@ class LayerStats:
         self.equal += round(r.pct_equal * r.count / 100.0)
         self.within_1 += round(r.pct_within_1 * r.count / 100.0)
         self.count += r.count
+
+    def add_alone(self, r: LayerAgreement) -> None:
+        self.alone_max = max(self.alone_max or 0.0, r.max_abs_diff)
 
     def as_agreement(self) -> LayerAgreement:
         return LayerAgreement(self.tensor, self.shape, "int8", self.max_abs_diff, self.pct_equal,
@@ -105,6 +115,16 @@ class VerifyReport:
         return r.tensor if r else None
 
     @property
+    def alone_max(self) -> float:
+        """Largest difference of any layer run alone on onnxruntime's inputs."""
+        return max((s.alone_max for s in self.layers if s.alone_max is not None), default=0.0)
+
+    @property
+    def first_divergent_alone(self) -> str | None:
+        """The first layer whose own arithmetic differs by more than one LSB."""
+        return next((s.tensor for s in self.layers if s.alone_max is not None and s.alone_max > 1), None)
+
+    @property
     def passed(self) -> bool:
         ok = self.final_within_1 >= TARGET_WITHIN_1
         if self.top1_pct is not None:
@@ -112,7 +132,13 @@ class VerifyReport:
         return ok
 
     def table(self) -> str:
-        return agreement_table([s.as_agreement() for s in self.layers])
+        bad = self.first_divergent
+        tab = [("tensor", "shape", "max|d|", "% equal", "% <=1", "alone max|d|", "")]
+        for s in self.layers:
+            tab.append((s.tensor, "x".join(map(str, s.shape)), f"{s.max_abs_diff:g}", f"{s.pct_equal:.2f}",
+                        f"{s.pct_within_1:.2f}", "-" if s.alone_max is None else f"{s.alone_max:g}",
+                        "<- first divergent" if s.tensor == bad else ""))
+        return ir.format_table(tab)
 
     def summary(self) -> str:
         lines = [f"final int8 elements: {self.final_within_1:.2f}% within +-1 LSB "
@@ -128,13 +154,18 @@ class VerifyReport:
             lines.append(f"accuracy vs labels: golden int8 {self.accuracy_int8:.2f}%, "
                          f"onnxruntime int8 {self.accuracy_onnxruntime:.2f}%")
         lines.append(f"first divergent layer (> 1 LSB): {self.first_divergent or 'none'}")
+        lines.append(f"each layer alone on onnxruntime's inputs: max {self.alone_max:g} LSB"
+                     + (f", first > 1 LSB: {self.first_divergent_alone}" if self.first_divergent_alone
+                        else " (differences above are propagated, not a layer's own arithmetic)"
+                        if self.first_divergent else ""))
         lines.append("PASS" if self.passed else "FAIL")
         return "\n".join(lines)
 
     def to_json(self) -> dict:
         d = asdict(self)
         d["layers"] = [dict(asdict(s), pct_equal=s.pct_equal, pct_within_1=s.pct_within_1) for s in self.layers]
-        d.update(first_divergent=self.first_divergent, passed=self.passed,
+        d.update(first_divergent=self.first_divergent, alone_max=self.alone_max,
+                 first_divergent_alone=self.first_divergent_alone, passed=self.passed,
                  targets={"final_within_1_pct": TARGET_WITHIN_1, "top1_pct": TARGET_TOP1})
         return d
 
@@ -179,6 +210,9 @@ def verify_bundle(bundle: Bundle, inputs: list, *, labels=None, classifier: bool
         for r in compare_layers({n: v for n, v in vals.items() if g.tensors[n].dtype == "int8"
                                  and n not in g.inputs}, o_layers):
             stats.setdefault(r.tensor, LayerStats(r.tensor, r.shape)).add(r)
+        for r in compare_layers(run_ir_isolated(g, o_layers), o_layers):
+            if r.tensor in stats:
+                stats[r.tensor].add_alone(r)
         # Final int8 tensors: graph outputs from the fused session, feeders of float outputs
         # from the layer session.
         for t_ in finals:

@@ -110,14 +110,37 @@ def _verify_zoo(name: str, n: int):
     top1 = f"{rep.top1_pct:.1f}%" if rep.top1_pct is not None else "n/a"
     print(f"\n[{name}] {n} samples: final {rep.final_within_1:.2f}% within 1 LSB, "
           f"{rep.final_equal:.2f}% equal (max {rep.final_max_lsb:g}); top-1 agreement {top1}; "
-          f"first divergent: {rep.first_divergent}; cycles {rep.golden_cycles:,}")
+          f"first divergent: {rep.first_divergent}; each layer alone max {rep.alone_max:g} LSB; "
+          f"cycles {rep.golden_cycles:,}")
     return rep, mism
+
+
+def test_verify_names_a_layer_whose_own_arithmetic_differs(monkeypatch):
+    """The 'alone' comparison must catch a layer wrong by itself (here: one layer's
+    golden op made 2 LSB high), while the chained columns (the ISS) stay clean."""
+    from presil.host.compiler import reference
+    calib, _ = zoodata.calibration("digits_cnn")
+    b = compile_model(zoo.build("digits_cnn"), calib, name="digits_cnn")
+    xs, labels, _ = zoodata.samples("digits_cnn", 2)
+    target = next(n for n in b.graph.nodes if n.device == "npu" and n.op == "Conv" and n is not b.graph.nodes[0])
+    real = reference._run_npu_node
+
+    def off_by_two(g, n, v):
+        y = real(g, n, v)
+        return np.clip(y.astype(np.int32) + 2, -128, 127).astype(np.int8) if n is target else y
+
+    monkeypatch.setattr(reference, "_run_npu_node", off_by_two)
+    rep = verify_bundle(b, xs, labels=labels, check_races=False)
+    assert 2 <= rep.alone_max <= 3 and rep.first_divergent_alone == target.outputs[0], rep.table()
+    assert rep.first_divergent is None and rep.passed
 
 
 @pytest.mark.parametrize("name", FAST_ZOO)
 def test_zoo_golden_vs_onnxruntime(name):
     rep, mism = _verify_zoo(name, 20)
     assert not mism, f"ISS differs from run_ir on {mism}"
+    # Golden's own arithmetic: every layer fed onnxruntime's inputs is within 1 LSB.
+    assert rep.alone_max <= 1, rep.table()
     if name in KNOWN_ORT_GAP:
         assert rep.top1_pct == 100.0
         if not rep.passed:
@@ -142,6 +165,7 @@ KNOWN_ORT_GAP_BIG = {
 def test_zoo_big_golden_vs_onnxruntime(name):
     rep, mism = _verify_zoo(name, 3)
     assert not mism, f"ISS differs from run_ir on {mism}"
+    assert rep.alone_max <= 1, rep.table()
     if rep.top1_pct is not None:
         assert rep.top1_pct == 100.0
     if not rep.passed:
