@@ -41,6 +41,9 @@ def register(subparsers) -> None:
     p.add_argument("--server-target-qps", type=float, help="modelled queries/s (default: half the modelled capacity)")
     p.add_argument("--setting", action="append", default=[], metavar="FIELD=VALUE",
                    help="any TestSettings field (latencies/rates in modelled units)")
+    p.add_argument("--compliance", default="", metavar="TEST01,TEST04",
+                   help="also run these MLPerf compliance tests after each scenario's performance run and "
+                        "verify them (TEST01 needs --mode both); exit 1 if one fails")
     e = p.add_argument_group("estimate (--device estimate)")
     e.add_argument("--target-clock-hz", type=float, default=1e9)
     e.add_argument("--array", default="16x16")
@@ -101,7 +104,7 @@ def _estimate(a) -> dict:
 
 
 def main(a) -> int:
-    from . import accuracy, submission
+    from . import accuracy, compliance, submission
     from .datasets import MODEL_DATASETS, DatasetError, open_dataset
     from .run import RunError, make_spec, mlperf_benchmark_name, run_test
 
@@ -111,6 +114,11 @@ def main(a) -> int:
         print(f"error: unknown scenario(s) {bad}; choose from {', '.join(SCENARIOS)}", file=sys.stderr)
         return 2
     modes = ["performance", "accuracy"] if a.mode == "both" else [a.mode]
+    tests = [t.strip().upper() for t in a.compliance.split(",") if t.strip()]
+    problem = _compliance_problem(tests, modes)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     backend, device = _backend(a.device)
     stem = Path(a.model).stem
     dataset = a.dataset or MODEL_DATASETS.get(stem, "synthetic")
@@ -152,6 +160,7 @@ def main(a) -> int:
             print(f"warning: FP32 baseline failed: {exc}", file=sys.stderr)
 
     rows, platform, timing, perf_results = [], None, None, {}
+    failed_compliance = []
     system = a.system
     for sc in scenarios:
         dirs = {}
@@ -186,6 +195,22 @@ def main(a) -> int:
                 acc_res = dict(r.to_dict(), target=target)
                 print(f"   {r.line}" + (f"; {target['line']}" if target else ""), file=sys.stderr)
         system = system or _system_name(platform, timing, a)
+        verdicts = {}
+        for test in tests:
+            d = out / "runs" / sc / "compliance" / test
+            print(f"== {benchmark} {sc} compliance {test} on {a.device}", file=sys.stderr)
+            try:
+                res = run_test(make_spec(a.model, sc, "performance", d, compliance=test, **common))
+                v = compliance.verify(test, res, perf_results[sc], dirs.get("accuracy"))
+            except (RunError, compliance.ComplianceError) as exc:
+                print(f"error: {test}: {exc}", file=sys.stderr)
+                return 1
+            compliance.write_tree(submission.compliance_dir(out / "submission", a.division, a.submitter, system,
+                                                            benchmark, sc), v, res, submission.copy_accuracy_log)
+            verdicts[test] = "PASS" if v.passed else "FAIL"
+            if not v.passed:
+                failed_compliance.append(f"{sc} {test}")
+            print("   " + v.text.strip().replace("\n", "\n   "), file=sys.stderr)
         submission.write_scenario(out / "submission", division=a.division, submitter=a.submitter, system=system,
                                   benchmark=benchmark, scenario=sc, model=stem, backend=backend,
                                   perf_dir=dirs.get("performance"), acc_dir=dirs.get("accuracy"),
@@ -193,7 +218,7 @@ def main(a) -> int:
                                   readme_extra=_readme_extra(platform, timing, perf_results.get(sc)))
         if sc in perf_results:
             rows.append(submission.summary_row(perf_results[sc], benchmark=benchmark, system=system,
-                                               accuracy=acc_res))
+                                               accuracy=acc_res, compliance=verdicts))
         elif acc_res:
             rows.append({"benchmark": benchmark, "scenario": sc, "system": system, "label": "accuracy only",
                          "metric": acc_res["metric"], "value": acc_res["value"], "units": "", "validity": "",
@@ -206,7 +231,24 @@ def main(a) -> int:
     md, js = submission.write_summary(out / "submission", a.division, a.submitter, rows, refs)
     print(md.read_text())
     print(f"submission tree: {out / 'submission'}; summary: {md}, {js}", file=sys.stderr)
+    if failed_compliance:
+        print(f"error: compliance test(s) failed: {', '.join(failed_compliance)} (see verify_*.txt in the "
+              "tree's compliance/ folder)", file=sys.stderr)
+        return 1
     return 0
+
+
+def _compliance_problem(tests: list[str], modes: list[str]) -> str:
+    from .compliance import TESTS
+
+    unknown = [t for t in tests if t not in TESTS]
+    if unknown:
+        return f"unknown compliance test(s) {unknown}; presil runs {', '.join(TESTS)}"
+    if tests and "performance" not in modes:
+        return "compliance tests are compared with the performance run: use --mode performance or both"
+    if "TEST01" in tests and "accuracy" not in modes:
+        return "TEST01 compares with the accuracy-mode run: use --mode both"
+    return ""
 
 
 def _input_shape(model: str):

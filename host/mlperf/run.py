@@ -145,7 +145,7 @@ def run_test(spec: dict, *, timeout: float | None = None, quiet: bool = False, e
     spec = dict(spec, out=str(out))
     if spec.get("user_conf"):
         spec["user_conf"] = str(Path(spec["user_conf"]).resolve())
-    for stale in ("presil_run.json", "presil_error.txt"):
+    for stale in ("presil_run.json", "presil_error.txt", "audit.config"):
         (out / stale).unlink(missing_ok=True)
     with tempfile.TemporaryDirectory(prefix="presil-lg-") as cwd:
         spec_file = Path(cwd) / "spec.json"
@@ -169,7 +169,7 @@ def run_test(spec: dict, *, timeout: float | None = None, quiet: bool = False, e
 def make_spec(model: str, scenario: str, mode: str, out, *, backend: str = "estimate", device: str = "golden:",
               dataset: str | None = None, dataset_path=None, count: int | None = None, user_conf=None,
               settings: dict | None = None, estimate: dict | None = None, benchmark: str | None = None,
-              performance_sample_count: int | None = None, cache_dir=None) -> dict:
+              performance_sample_count: int | None = None, cache_dir=None, compliance: str | None = None) -> dict:
     from .datasets import MODEL_DATASETS
 
     if scenario not in METRIC_KEYS:
@@ -185,6 +185,7 @@ def make_spec(model: str, scenario: str, mode: str, out, *, backend: str = "esti
         "estimate": estimate or {}, "benchmark": benchmark or mlperf_benchmark_name(model),
         "performance_sample_count": performance_sample_count,
         "cache_dir": str(Path(cache_dir).resolve()) if cache_dir else None,
+        "compliance": compliance,
     }
 
 

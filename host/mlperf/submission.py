@@ -6,6 +6,8 @@
           performance/run_1/mlperf_log_{summary,detail}.txt
           accuracy/{accuracy.txt, mlperf_log_accuracy.json, mlperf_log_{detail,summary}.txt}
           measurements.json  user.conf  README.md
+      compliance/<system>/<benchmark>/<scenario>/TEST01|TEST04/   (--compliance)
+          verify_performance.txt  performance/run_1/…  (TEST01: verify_accuracy.txt, accuracy/)
       summary.md  summary.json                     (presil's table across scenarios)
 
 A simulated or estimated system is status "rdi" and its results are
@@ -173,6 +175,10 @@ def write_scenario(root, *, division: str, submitter: str, system: str, benchmar
     return d
 
 
+def compliance_dir(root, division: str, submitter: str, system: str, benchmark: str, scenario: str) -> Path:
+    return Path(root) / division / submitter / "compliance" / system / benchmark / scenario
+
+
 def write_system(root, division: str, submitter: str, desc: dict) -> Path:
     p = Path(root) / division / submitter / "systems" / f"{desc['system_name']}.json"
     p.parent.mkdir(parents=True, exist_ok=True)
@@ -184,7 +190,8 @@ def write_system(root, division: str, submitter: str, desc: dict) -> Path:
 # the summary table
 # --------------------------------------------------------------------------
 
-def summary_row(res, *, benchmark: str, system: str, accuracy: dict | None = None) -> dict:
+def summary_row(res, *, benchmark: str, system: str, accuracy: dict | None = None,
+                compliance: dict | None = None) -> dict:
     """One row from a performance RunResult (run.RunResult)."""
     from .run import METRIC_UNITS
 
@@ -199,6 +206,7 @@ def summary_row(res, *, benchmark: str, system: str, accuracy: dict | None = Non
         "stretch": res.stretch, "assumptions": info.get("assumptions", ""),
         "latency_ms": {k: res.latencies_ms[k] for k in ("p50", "p90", "p99", "query_p99") if k in res.latencies_ms},
         "accuracy": accuracy,
+        "compliance": compliance or {},   # test -> PASS / FAIL
         "note": (f"at target_qps {float(res.detail.get('effective_target_qps', 0)) * res.stretch:,.0f} "
                  "(modelled); LoadGen checks that load, it does not search for the peak")
         if res.scenario == "Server" else "",
@@ -234,16 +242,17 @@ def summary_markdown(rows: list[dict], references: list[dict] | None = None) -> 
     lines = ["# presil mlperf summary", "",
              "Status rdi; every result is **unverified** (not reviewed by MLCommons). Rows labelled ESTIMATE "
              "come from the pre-silicon timing model, not from a measurement, and are not MLPerf results.", "",
-             "| benchmark | scenario | label | metric | value | units | validity | accuracy |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| benchmark | scenario | label | metric | value | units | validity | accuracy | compliance |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         acc = r.get("accuracy") or {}
         acc_s = acc.get("line", "") if acc else ""
         val = r["validity"] + (f" ({r['explanation']})" if r.get("explanation") else "")
         if r.get("note"):
             val += f"; {r['note']}"
+        comp = ", ".join(f"{t} {v}" for t, v in (r.get("compliance") or {}).items()) or "not run"
         lines.append(f"| {r['benchmark']} | {r['scenario']} | {r['label']} | {r['metric']} | {_fmt(r['value'])} | "
-                     f"{r['units']} | {val} | {acc_s} |")
+                     f"{r['units']} | {val} | {acc_s} | {comp} |")
     assumptions = sorted({r["assumptions"] for r in rows if r.get("assumptions")})
     if assumptions:
         lines += ["", "## ESTIMATE assumptions", ""] + [f"- {a}" for a in assumptions]
@@ -306,4 +315,9 @@ def check_tree(root, division: str, submitter: str) -> list[str]:
         acc = sc / "accuracy" / "accuracy.txt"
         if acc.is_file() and "hash=" not in acc.read_text():
             problems.append(f"{acc}: no hash= line")
+    for t in (base / "compliance").glob("*/*/*/TEST*"):
+        need = ["verify_performance.txt"] + [f"performance/run_1/{f}" for f in PERFORMANCE_FILES]
+        if t.name == "TEST01":
+            need += ["verify_accuracy.txt", "accuracy/mlperf_log_accuracy.json"]
+        problems += [f"{t}: missing {f}" for f in need if not (t / f).is_file()]
     return problems

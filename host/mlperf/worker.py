@@ -8,8 +8,9 @@ SPEC (JSON): model, backend (onnx|golden|device|estimate|null), device,
 dataset {kind, path, count}, scenario, mode, out, user_conf, settings
 (TestSettings attribute overrides, in *modelled* units for latencies and
 rates), estimate {clock_hz, array, pcie, ...}, benchmark (the name looked up
-in mlperf.conf / user.conf). Writes OUT/presil_run.json; LoadGen writes its
-logs to OUT.
+in mlperf.conf / user.conf), compliance (TEST01|TEST04: the audit.config this
+test runs with, see compliance.py). Writes OUT/presil_run.json; LoadGen writes
+its logs to OUT.
 """
 
 from __future__ import annotations
@@ -172,6 +173,13 @@ def run(spec: dict) -> dict:
     out.mkdir(parents=True, exist_ok=True)  # LoadGen writes nothing into a missing folder
     if Path("audit.config").exists():
         raise RuntimeError(f"{Path.cwd()}/audit.config exists: LoadGen would run a compliance test")
+    audit = AUDIT_CONFIG_NONE
+    if spec.get("compliance"):
+        from .compliance import audit_config
+
+        audit = "audit.config"   # written only now, in this test's own fresh folder
+        Path(audit).write_text(audit_config(spec["compliance"]))
+        (out / "audit.config").write_text(Path(audit).read_text())   # kept with the logs
     model = resolve_model(spec["model"])
     ds = spec["dataset"]
     dataset = open_dataset(ds["kind"], path=ds.get("path"), input_shape=model.input_shape,
@@ -189,7 +197,7 @@ def run(spec: dict) -> dict:
     log.log_output.outdir = str(out)
     log.log_output.copy_summary_to_stdout = False
     log.enable_trace = False
-    label = f"{spec['scenario']}/{spec['mode']}"
+    label = f"{spec['scenario']}/{spec.get('compliance') or spec['mode']}"
     _log(f"{label}: {model.name} on {backend.name} ({backend.platform}), dataset {dataset.name} "
          f"({len(dataset)} samples) -> {out}")
     # A cyclic-GC pass over the compiler's and onnx's objects holds the GIL
@@ -201,7 +209,7 @@ def run(spec: dict) -> dict:
     t0 = time.perf_counter()
     try:
         with Progress(sut, label):
-            lg.StartTestWithLogSettings(sut.construct(), qsl.construct(), settings, log, AUDIT_CONFIG_NONE)
+            lg.StartTestWithLogSettings(sut.construct(), qsl.construct(), settings, log, audit)
     finally:
         gc.enable()
     wall = time.perf_counter() - t0
