@@ -36,7 +36,15 @@ class GoldenDevice:
 
     Identity values can be overridden (magic=, isa_hash=, ...) to test the
     driver's checks; hang=True makes every program hang (BUSY, no interrupt)
-    until SOFT_RESET, ABORT or the WATCHDOG, to test timeouts."""
+    until SOFT_RESET, ABORT or the WATCHDOG, to test timeouts.
+
+    Register-level limits (tests/host/test_device_parity.py compares these with
+    the RTL by rule): STATUS.LOAD/COMPUTE/STORE_BUSY are never set; STATUS_PC
+    is 0 while a program runs, END's index after DONE, ERR_PC after an error;
+    the PERF_* counts (but FREE_CYCLES) come from a completed ISS run, so they
+    read 0 while BUSY and after an error; ERR_* keep the last error's values
+    across a later DOORBELL (the RTL clears them there; the register map only
+    defines them while STATUS.ERROR is set)."""
 
     def __init__(self, mem_size: int = DEFAULT_MEM, *, rows: int = 16, cols: int = 16, depths=None,
                  clock_hz: int = DEFAULT_CLOCK_HZ, magic: int | None = None, version: int | None = None,
@@ -68,6 +76,9 @@ class GoldenDevice:
     def power_on_reset(self) -> None:
         with self.cond:
             self.sw = dict.fromkeys(_RW, 0)
+            # The PERF_* counters (but FREE_CYCLES) reset at power-on and at DOORBELL only: CTRL.SOFT_RESET
+            # is not among their reset events (npu_regs.rdl), and its own list of what it clears omits them.
+            self.perf = dict.fromkeys(_PERF, 0)
             self._soft_reset()
             self.irq_events = 0
 
@@ -79,7 +90,6 @@ class GoldenDevice:
         self._abort = threading.Event()
         self.status, self.status_pc, self.irq_status = 0, 0, 0
         self.err_code = self.err_addr = self.err_pc = 0
-        self.perf = dict.fromkeys(_PERF, 0)
         self._line = False
 
     # -- registers ----------------------------------------------------------------
