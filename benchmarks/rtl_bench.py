@@ -6,7 +6,11 @@ environment), with the cost model's estimate beside each.
 Rows: every distinct ResNet-50 v1.5 conv layer (identical shapes have identical
 timing; `x n` says how many layers share it), then whole digits and ResNet-8
 NPU segments. Utilisation = ideal MAC cycles (MACs / (ROWS*COLS)) over the
-measured PERF_BUSY_CYCLES; MAC_ACTIVE/BUSY is the array's busy share.
+measured PERF_BUSY_CYCLES; MAC_ACTIVE/BUSY is the array's busy share. The
+summary weights each layer by its repeats, per group (stem, 1x1, 3x3) and over
+all conv layers. Each layer runs as a program of its own, so its first input
+band and block-0 constants are exposed (in the whole network the constants are
+prefetched under the previous layer).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from compiler_bench import _group
 from presil.tb.uvm.harness import run_uvm
 from presil.tb.uvm.jobs import write_jobs
 from presil.tb.uvm.models import compiled, layer_jobs, layer_key, segment_jobs
@@ -38,6 +43,7 @@ def main(argv=None) -> int:
         for j in rj[:args.limit or None]:
             n = next(x for x in g.nodes if x.name == j["meta"]["layer"])
             j["meta"]["count"] = mult[layer_key(g, n)]
+            j["meta"]["group"] = _group(g, n.name)
             j["capture"] = False
             jobs.append(j)
     for m in ("digits_cnn", "resnet8"):
@@ -64,13 +70,19 @@ def main(argv=None) -> int:
               f"{'yes' if v['passed'] else 'NO'}")
         if "layer" in m:
             k = m.get("count", 1)
-            tot["macs"] += k * macs
-            tot["rtl"] += k * rc
-            tot["model"] += k * gc
-    if tot["rtl"]:
-        print(f"\nResNet-50 conv layers (weighted by repeats, single-layer programs): {tot['rtl']:,} RTL cycles, "
-              f"model {tot['model']:,} ({100 * (tot['model'] - tot['rtl']) / tot['rtl']:+.1f} %), "
-              f"utilisation {100 * tot['macs'] / ARRAY / tot['rtl']:.1f} %")
+            for grp in (m["group"], "all"):
+                tot[grp, "n"] += k
+                tot[grp, "macs"] += k * macs
+                tot[grp, "rtl"] += k * rc
+                tot[grp, "model"] += k * gc
+    if tot["all", "rtl"]:
+        print("\nResNet-50 conv layers, weighted by repeats (single-layer programs):")
+        print(f"{'group':<8} {'layers':>6} {'RTL cycles':>11} {'model':>11} {'err%':>6} {'RTL util':>8} "
+              f"{'model util':>10}")
+        for grp in sorted({k[0] for k in tot if k[0] != "all"}) + ["all"]:
+            i, rc, gc = tot[grp, "macs"] / ARRAY, tot[grp, "rtl"], tot[grp, "model"]
+            print(f"{grp:<8} {tot[grp, 'n']:>6} {rc:>11,} {gc:>11,} {100 * (gc - rc) / rc:>+6.1f} "
+                  f"{100 * i / rc:>7.1f}% {100 * i / gc:>9.1f}%")
     print(f"{len(r.verdicts)} programs in {wall:.0f} s; {'all match' if not r.failures else r.failures}")
     return 0 if not r.failures else 1
 

@@ -15,8 +15,12 @@ Lowerings (docs/architecture.md §4.2):
   A strided conv with few input channels on a segment input (the stem) runs
   on a host space-to-depth of that input (SpaceToDepth; the program declares
   the packed layout in meta "input_layouts", program_feeds applies it).
-  Loads run one band / one output block ahead and each block is stored after
-  its POST, so little beyond the first band and the last block is exposed.
+  Loads run one band / one output block ahead and each block is requantised
+  into one of OUT_SLOTS one-block ACT buffers and stored from there right after
+  its POST, so ACT holds input bands (larger bands, fewer GEMM fills) and little
+  beyond the first band and the last block is exposed. The first band's first
+  GEMM runs in pieces (input blocks of a 1x1 conv, else rows) that start as
+  their input arrives; a 1x1 conv with stride s loads only every s-th input row.
 - FullyConnected: a convolution -- on a 1 x B "image" of K channels for a
   (B, K) input, or an HxW kernel without padding on an HxW input for a
   flattened (B, H, W, C) map (the front end already ordered its weight
@@ -28,11 +32,15 @@ Lowerings (docs/architecture.md §4.2):
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
+from math import isqrt
 
 import numpy as np
 
 from presil.golden.asm import ProgramBuilder
+from presil.golden.cost import COST
 from presil.golden.isa import ISA
 from presil.golden.layout import pack_conv_weights, pack_post_params
 from presil.golden.program import NAME_BYTES, Program
@@ -41,14 +49,18 @@ from . import ir
 from .errors import CompilerError
 from .partition import Segment, partition
 from .schedule import Emitter
-from .tiling import (NpuConfig, TilingError, bands, ceil_div, choose_band_rows, max_in_rows, ramp_bands,
-                     reduction_chunks)
+from .tiling import (Band, NpuConfig, TilingError, band_input, bands, ceil_div, choose_band_rows, max_in_rows,
+                     ramp_bands, reduction_chunks)
 
 COMPILER = "presil.host.compiler"
 
 # Field limits of GEMM / POOL geometry (isa.toml widths).
 _GEMM_MAX = {"k": 15, "stride": 7, "pad": 15, "dim": 4095, "cb": 255}
 _POOL_MAX = {"k": 255, "stride": 15, "pad": 15, "dim": 4095, "cb": 255}
+# Output block buffers of a conv, and at most how many row pieces the first GEMM of a
+# tile with an exposed input load runs in (see _ConvLayer.emit).
+OUT_SLOTS = 3
+MAX_ROW_PIECES = 4
 
 
 def dram_shape(shape: tuple[int, ...]) -> tuple[int, int, int, int]:
@@ -280,12 +292,15 @@ class _ConvLayer:
             _load(em, "PAR", self.par_dram + 3 * ob * 4 * cfg.cols, 3 * ob, 3, 4 * cfg.cols)
 
     def prefetch(self, em: Emitter) -> None:
-        """Before the FENCE that ends the previous layer: block 0's constants.
+        """Before the FENCE that ends the previous layer: block 0's constants (its first
+        weight chunk into the first streaming buffer if the weights are not resident).
         Constants have no device-memory hazard, and the emitter orders these loads
         after the previous layer's readers of the same SRAM words."""
-        if self.resident or self.par_resident:
-            self._ob_consts(em, 0)
-            self.prefetched = True
+        self._ob_consts(em, 0)
+        if not self.resident:
+            _, _, woff, words = self.chunk_words[0][0]
+            _load(em, "WGT", self.w_dram + woff * self.lw.cfg.cols, 0, words, self.lw.cfg.cols)
+        self.prefetched = True
 
     @property
     def resident(self) -> bool:
@@ -305,38 +320,106 @@ class _ConvLayer:
         sh, sw = self.stride
         pt, pl = self.pads[0], self.pads[1]
         in_cb, out_cb = self.in_cb, self.out_cb
-        r, nbuf = choose_band_rows(OH, OW, H, W, kh, sh, in_cb, out_cb, cfg.act_depth, cfg.acc_depth,
-                                   f"layer '{n.name}'")
-        in_sz = max_in_rows(r, H, kh, sh) * W * in_cb
-        out_sz = r * OW * out_cb
+        # A 1x1 conv with stride sh reads every sh-th input row: load only those, so
+        # a band of the same ACT size has sh times the pixels (row_step input rows
+        # per loaded row; the GEMM then runs with stride 1 down the loaded rows).
+        row_step = sh if kh == 1 and pt == 0 and W * in_cb <= _MAX_X else 1
+        Hl, shl = (OH, 1) if row_step > 1 else (H, sh)
+        # Each block is requantised into one of OUT_SLOTS one-block buffers and stored
+        # from there, so ACT holds input bands rather than whole output bands.
+        r, nbuf = choose_band_rows(OH, OW, Hl, W, kh, shl, in_cb, out_cb, cfg.act_depth, cfg.acc_depth,
+                                   f"layer '{n.name}'", out_slots=OUT_SLOTS)
+        in_sz = max_in_rows(r, Hl, kh, shl) * W * in_cb
         in_bufs = [i * in_sz for i in range(nbuf)]
-        out_bufs = [nbuf * in_sz + i * out_sz for i in range(nbuf)]
+        out_slots = [nbuf * in_sz + i * r * OW for i in range(OUT_SLOTS)]
         wgt_bytes, par_bytes = C, 4 * C
         resident, par_resident = self.resident, self.par_resident
         out_zp = self.lw.graph.tensors[n.outputs[0]].quant.zero_point
         half = cfg.wgt_depth // 2
-        tiles = [(img, band) for img in range(N) for band in ramp_bands(OH, r, H, kh, sh, pt, OW, R)]
 
-        def load_tile(t: int) -> None:
+        def load_rows(t: int, a: int, b: int) -> None:
+            """Loaded input rows [a, b) of tile t (row_step input rows apart in DRAM)."""
+            if a >= b:
+                return
             img, band = tiles[t]
-            x0 = xt.offset + img * H * W * in_cb * R
-            _load(em, "ACT", x0 + band.i0 * W * in_cb * R, in_bufs[t % nbuf], band.in_rows * W * in_cb, R)
+            x0 = xt.offset + img * H * W * in_cb * R + (band.i0 + a) * row_step * W * in_cb * R
+            sram = in_bufs[t % nbuf] + a * W * in_cb
+            if row_step == 1:
+                _load(em, "ACT", x0, sram, (b - a) * W * in_cb, R)
+            else:
+                em.emit("LOAD", mem=ISA.memories["ACT"].id, dram_offset=x0, dram_stride=row_step * W * in_cb * R,
+                        sram_addr=sram, sram_stride=W * in_cb, y_count=b - a, x_words=W * in_cb)
+
+        def load_cbs(t: int, c0: int, c1: int) -> None:
+            """Input blocks [c0, c1) of every pixel of tile t (row_step 1)."""
+            img, band = tiles[t]
+            em.emit("LOAD", mem=ISA.memories["ACT"].id,
+                    dram_offset=xt.offset + ((img * H + band.i0) * W * in_cb + c0) * R, dram_stride=in_cb * R,
+                    sram_addr=in_bufs[t % nbuf] + c0, sram_stride=in_cb, y_count=band.in_rows * W, x_words=c1 - c0)
+
+        def gemm(band: Band, ib: int, k: int, cs: int, cn: int, wa: int, wgt_offset: int = 0, **fields) -> None:
+            f = dict(accumulate=int(k > 0), in_addr=ib, in_h=band.in_rows, in_w=W, in_cb=in_cb, cb_start=cs,
+                     cb_count=cn, out_h=band.rows, out_w=OW, k_h=kh, k_w=kw, stride_h=shl, stride_w=sw,
+                     pad_t=band.pad_t, pad_l=pl, in_zp=self.x_zp, wgt_addr=wa + wgt_offset, acc_addr=0)
+            em.emit("GEMM", **{**f, **fields})
+
+        def pieces(t: int, band: Band) -> list[tuple[int, Callable[[], None], dict]]:
+            """A tile whose input load is exposed (the first, or any single-buffered one)
+            runs its first GEMM in pieces, each starting once its part of the input is
+            in: [(words that part loads, its LOAD, the piece's GEMM fields)]. A 1x1
+            conv whose first weight chunk spans every input block splits by input
+            blocks (accumulating: all pixels per piece), others by at most
+            MAX_ROW_PIECES row bands (each >= ROWS pixels). The compute engine idles
+            about one piece's load and each piece adds a GEMM fill and drain: about
+            sqrt(load / fill+drain) pieces."""
+            ib = in_bufs[t % nbuf]
+            n = max(1, isqrt(band.in_rows * W * in_cb // (2 * R + C)))
+            cs0, cn0 = self.blocks[0][0]
+            if kh == kw == 1 and row_step == 1 and (cs0, cn0) == (0, in_cb) and band.in_rows * W <= _MAX_X:
+                cuts = [j * in_cb // min(n, in_cb) for j in range(min(n, in_cb) + 1)]
+                return [((c1 - c0) * band.in_rows * W, partial(load_cbs, t, c0, c1),
+                         dict(cb_start=c0, cb_count=c1 - c0, accumulate=int(c0 > 0), wgt_offset=c0 * R))
+                        for c0, c1 in zip(cuts, cuts[1:])]
+            p = max(1, min(n, MAX_ROW_PIECES, band.rows // ceil_div(R, OW)))
+            out, done = [], 0
+            for j in range(p):
+                a, b = j * band.rows // p, (j + 1) * band.rows // p
+                sub = band_input(band.r0 + a, band.r0 + b, Hl, kh, shl, pt)
+                end = sub.i0 + sub.in_rows - band.i0  # loaded rows this piece reads
+                out.append(((end - done) * W * in_cb, partial(load_rows, t, done, end),
+                            dict(in_addr=ib + (sub.i0 - band.i0) * W * in_cb, in_h=sub.in_rows, out_h=sub.rows,
+                                 pad_t=sub.pad_t, acc_addr=a * OW)))
+                done = end
+            return out
+
+        # A short first band exposes less input load after the FENCE but costs a band more:
+        # per block one more GEMM fill/drain per reduction chunk and one more POST pipeline.
+        # The first band's compute must cover the second band's load and, with resident
+        # weights, the other blocks' weights, which load during the first band.
+        hide = max_in_rows(r, Hl, kh, shl) * W * in_cb + (self.w_total if resident else 0)
+        first = ceil_div(hide, out_cb * kh * kw * in_cb * OW)
+        plain, ramp = bands(OH, r, Hl, kh, shl, pt), ramp_bands(OH, r, Hl, kh, shl, pt, OW, R, first)
+        extra = (sum(len(ch) for ch in self.chunk_words) * (2 * R + C) + out_cb * COST.post_pipeline) * (
+            len(ramp) - len(plain))
+        saved = pieces(0, plain[0])[0][0] - pieces(0, ramp[0])[0][0]
+        tiles = [(img, band) for img in range(N) for band in (ramp if saved > extra else plain)]
 
         # Program order is the ISS's semantics; the emitter only adds tokens. Tile t+1's
         # input is loaded during tile t (double buffer), block ob+1's constants during
-        # block ob of the first tile, so after the FENCE only the first tile's input and
-        # block 0's constants are exposed (and those are prefetched before it if possible).
-        load_tile(0)
-        if not getattr(self, "prefetched", False):
-            self._ob_consts(em, 0)
-        n_wload = 0
+        # block ob of the first tile, so after the FENCE only the first piece of the first
+        # tile's input and block 0's constants are exposed (and those are prefetched
+        # before it if possible).
+        prefetched = getattr(self, "prefetched", False)
+        n_wload = n_post = 0
         for t, (img, band) in enumerate(tiles):
-            ib, obuf = in_bufs[t % nbuf], out_bufs[t % nbuf]
-            if t and nbuf == 1:
-                load_tile(t)  # single buffer: only after the previous tile's last GEMM
+            ib = in_bufs[t % nbuf]
+            split = pieces(t, band) if t == 0 or nbuf == 1 else None
+            if split:
+                split[0][1]()
+                if t == 0 and not prefetched:
+                    self._ob_consts(em, 0)
             y0 = yt.offset + (img * OH * OW + band.r0 * OW) * out_cb * R
             npx = band.rows * OW
-            pf_ob = max(0, out_cb - 2) if t == 0 and resident else 0
             for ob, chunks in enumerate(self.chunk_words):
                 if par_resident:
                     par = 3 * ob
@@ -349,24 +432,36 @@ class _ConvLayer:
                     else:
                         wa = (n_wload % 2) * half
                         n_wload += 1
-                        _load(em, "WGT", self.w_dram + woff * wgt_bytes, wa, words, wgt_bytes)
-                    em.emit("GEMM", accumulate=int(k > 0), in_addr=ib, in_h=band.in_rows, in_w=W,
-                            in_cb=in_cb, cb_start=cs, cb_count=cn, out_h=band.rows, out_w=OW,
-                            k_h=kh, k_w=kw, stride_h=sh, stride_w=sw, pad_t=band.pad_t, pad_l=pl,
-                            in_zp=self.x_zp, wgt_addr=wa, acc_addr=0)
+                        if not (prefetched and n_wload == 1):
+                            _load(em, "WGT", self.w_dram + woff * wgt_bytes, wa, words, wgt_bytes)
+                    if split and ob == 0 and k == 0:
+                        for j, (_, load, fields) in enumerate(split):
+                            if j:
+                                load()
+                            gemm(band, ib, k, cs, cn, wa, **fields)
+                    else:
+                        gemm(band, ib, k, cs, cn, wa)
                 if t == 0 and ob + 1 < out_cb:
                     self._ob_consts(em, ob + 1)
-                if ob == pf_ob and nbuf > 1 and t + 1 < len(tiles):
-                    load_tile(t + 1)
-                em.emit("POST", acc_addr=0, out_addr=obuf + ob, count=npx, out_stride=out_cb,
+                if nbuf > 1 and t + 1 < len(tiles):
+                    # Tile t+1's input in pieces, one after each block of tile t, so that no
+                    # block's weights queue behind one long LOAD on the in-order engine.
+                    nxt = tiles[t + 1][1].in_rows
+                    load_rows(t + 1, ob * nxt // out_cb, (ob + 1) * nxt // out_cb)
+                slot = out_slots[n_post % OUT_SLOTS]
+                n_post += 1
+                em.emit("POST", acc_addr=0, out_addr=slot, count=npx, out_stride=1,
                         par_addr=par, out_zp=out_zp, clamp_min=n.act_min, clamp_max=n.act_max)
-                # Each block is stored as soon as it is requantised (strided rows of one
-                # word), so only the last block's store is exposed at the layer's end.
+                # Each block is stored as soon as it is requantised (rows of one word,
+                # out_cb words apart), so only the last block's store is exposed at the
+                # layer's end. The STORE reads ACT only while the compute engine does
+                # not (during the next POST), so the slot it reads is reused OUT_SLOTS
+                # blocks later, not by the next POST.
                 if out_cb == 1:
-                    _store(em, y0, obuf, npx, R)
+                    _store(em, y0, slot, npx, R)
                 else:
                     em.emit("STORE", mem=0, dram_offset=y0 + ob * R, dram_stride=out_cb * R,
-                            sram_addr=obuf + ob, sram_stride=out_cb, y_count=npx, x_words=1)
+                            sram_addr=slot, sram_stride=1, y_count=npx, x_words=1)
 
 
 class _PoolLayer:

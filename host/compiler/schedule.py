@@ -4,10 +4,11 @@ each instruction touches.
 The lowering emits instructions in program order with plain SRAM addresses
 (double buffers are just alternating addresses) and this module adds the
 push/pop flags. For every new instruction it finds the earlier instructions
-of *other* engines that touch an overlapping SRAM word with at least one
-write (the data-race rule of docs/architecture.md §4.3), keeps the latest per
-engine and, unless a token chain already orders them (vector clocks), pops a
-token that the producer is retroactively made to push.
+of *other* engines that touch a common SRAM word with at least one write (the
+data-race rule of docs/architecture.md §4.3; exact word sets, so strided
+accesses that interleave do not conflict), keeps the latest per engine and,
+unless a token chain already orders them (vector clocks), pops a token that
+the producer is retroactively made to push.
 
 Why this is exact: a consumer only pops when it needs a newer producer than
 any it is already ordered after, so on every counter the k-th pop meets the
@@ -24,6 +25,8 @@ separates layers with fence().
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from presil.golden.footprint import sram_accesses
 from presil.golden.isa import ENGINES, ISA, decode, encode
@@ -47,13 +50,53 @@ class _Instr:
     vc: list = None  # vector clock at completion: latest index per engine ordered before/at it
 
 
+class _Access:
+    """One SRAM access of an instruction; its word set is built on first use."""
+
+    def __init__(self, a):
+        self.mem, self.write, self.lo, self.hi = a.mem, a.write, a.lo, a.hi
+        self._build, self._words = a.build, None
+
+    @property
+    def words(self) -> np.ndarray:
+        if self._words is None:
+            self._words = self._build()
+        return self._words
+
+    @property
+    def dense(self) -> bool:
+        """Every word of [lo, hi] is touched (a contiguous range, or rows that touch)."""
+        return self.hi - self.lo + 1 == self.words.size
+
+    def overlaps(self, b: "_Access") -> bool:
+        """Exact, not just the [lo, hi] intervals: a POST or STORE of one channel
+        block (a word every out_cb) must not look like it touches the other blocks'."""
+        lo, hi = max(self.lo, b.lo), min(self.hi, b.hi)
+        if lo > hi:
+            return False
+        if self.dense or b.dense:
+            return True
+        mask = np.zeros(hi - lo + 1, bool)
+        wa, wb = self.words, b.words
+        mask[wa[(wa >= lo) & (wa <= hi)] - lo] = True
+        return bool(mask[wb[(wb >= lo) & (wb <= hi)] - lo].any())
+
+    def covers(self, b: "_Access") -> bool:
+        """Does this access touch every word b touches?"""
+        if not (self.lo <= b.lo and b.hi <= self.hi):
+            return False
+        if self.dense:
+            return True
+        mask = np.zeros(self.hi - self.lo + 1, bool)
+        mask[self.words - self.lo] = True
+        return bool(mask[b.words - self.lo].all())
+
+
 @dataclass
 class _Rec:
-    lo: int
-    hi: int
+    acc: _Access
     engine: int
     idx: int
-    write: bool
 
 
 class Emitter:
@@ -89,8 +132,7 @@ class Emitter:
     # -- instructions -----------------------------------------------------------
     def emit(self, name: str, **fields) -> int:
         engine = ISA.by_name[name].engine
-        accesses = [(a.mem, a.lo, a.hi, a.write)
-                    for a in sram_accesses(decode(encode(name, **fields)), self.rows, self.cols)]
+        accesses = [_Access(a) for a in sram_accesses(decode(encode(name, **fields)), self.rows, self.cols)]
         need = self._needs(engine, accesses)
         if any(p > self._vc[engine][_ENG[f]] and (engine, f) not in _LINKS for f, p in need.items()):
             self.fallback_fences += 1
@@ -113,19 +155,19 @@ class Emitter:
         self._last[_ENG[engine]] = idx
         self.instrs.append(ins)
         e_i = _ENG[engine]
-        for mem, lo, hi, write in accesses:
-            recs = self._recs[mem]
-            if write:  # an older access inside a newer write is ordered by it (or by program order)
-                recs[:] = [r for r in recs if not (lo <= r.lo and r.hi <= hi)]
-            recs.append(_Rec(lo, hi, e_i, idx, write))
+        for a in accesses:
+            recs = self._recs[a.mem]
+            if a.write:  # an older access inside a newer write is ordered by it (or by program order)
+                recs[:] = [r for r in recs if not a.covers(r.acc)]
+            recs.append(_Rec(a, e_i, idx))
         return idx
 
     def _needs(self, engine: str, accesses) -> dict[str, int]:
         e_i = _ENG[engine]
         need: dict[str, int] = {}
-        for mem, lo, hi, write in accesses:
-            for r in self._recs[mem]:
-                if r.engine != e_i and (write or r.write) and r.lo <= hi and lo <= r.hi:
+        for a in accesses:
+            for r in self._recs[a.mem]:
+                if r.engine != e_i and (a.write or r.acc.write) and a.overlaps(r.acc):
                     f = ENGINES[r.engine]
                     if r.idx > need.get(f, -1):
                         need[f] = r.idx

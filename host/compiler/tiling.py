@@ -73,11 +73,13 @@ def bands(oh: int, r: int, h: int, k: int, s: int, pt: int) -> list[Band]:
     return [band_input(r0, min(oh, r0 + r), h, k, s, pt) for r0 in range(0, oh, r)]
 
 
-def ramp_bands(oh: int, r: int, h: int, k: int, s: int, pt: int, ow: int, rows: int) -> list[Band]:
+def ramp_bands(oh: int, r: int, h: int, k: int, s: int, pt: int, ow: int, rows: int,
+               min_rows: int = 1) -> list[Band]:
     """bands() with a short first band: its input load is exposed after the
     layer's FENCE, the later bands' loads hide under the previous band's compute.
-    The first band keeps >= 2*rows pixels (a GEMM tile streams >= rows pixels)."""
-    r0 = ceil_div(2 * rows, ow)
+    The first band keeps >= 2*rows pixels (a GEMM tile streams >= rows pixels)
+    and >= min_rows rows (enough compute to hide the second band's load)."""
+    r0 = max(ceil_div(2 * rows, ow), min_rows)
     if r0 > r // 2 or oh <= r0:
         return bands(oh, r, h, k, s, pt)
     n = ceil_div(oh - r0, r)
@@ -91,17 +93,19 @@ def max_in_rows(r: int, h: int, k: int, s: int) -> int:
 
 
 def choose_band_rows(oh: int, ow: int, h: int, w: int, k: int, s: int, in_words_per_px: int,
-                     out_words_per_px: int, act_depth: int, acc_pixels: int | None, what: str
-                     ) -> tuple[int, int]:
+                     out_words_per_px: int, act_depth: int, acc_pixels: int | None, what: str, *,
+                     out_slots: int = 0) -> tuple[int, int]:
     """(rows per band, buffers) with the largest band that fits: double buffered
-    (2 inputs + 2 outputs in ACT) if possible, else single buffered."""
+    (2 inputs + 2 outputs in ACT) if possible, else single buffered. With
+    out_slots the output is instead a ring of that many one-word-per-pixel
+    buffers of a band (a conv requantises and stores one channel block at a time)."""
     for nbuf in (2, 1):
         best = 0
         for r in range(1, oh + 1):
             if acc_pixels is not None and r * ow > acc_pixels:
                 break
-            need = nbuf * (max_in_rows(r, h, k, s) * w * in_words_per_px + r * ow * out_words_per_px)
-            if need > act_depth:
+            out = out_slots * r * ow if out_slots else nbuf * r * ow * out_words_per_px
+            if nbuf * max_in_rows(r, h, k, s) * w * in_words_per_px + out > act_depth:
                 break
             best = r
         if best:

@@ -34,6 +34,16 @@ def grouped_wide(seed=8):
     return b.model((1, 6, 9, 9), [y])
 
 
+def strided_1x1(seed=9):
+    """ResNet's downsample shape: 1x1 stride-2 convs (odd and even input sizes,
+    1 and 3 channel blocks) that load only the input rows they read."""
+    b = cm.Builder(seed)
+    y = b.relu(b.conv("x", 5, 40, 3))                                   # 11x11
+    y = b.conv(y, 40, 20, 1, stride=2, pads=[0, 0, 0, 0])               # 11x11 -> 6x6
+    y = b.conv(y, 20, 36, 1, stride=2, pads=[0, 0, 0, 0])               # 6x6 -> 3x3
+    return b.model((1, 5, 11, 11), [y])
+
+
 MODELS = {
     "conv_bn_relu": (cm.conv_bn_relu, (1, 3, 12, 12)),
     "mixed_cnn": (cm.mixed_cnn, (1, 3, 17, 17)),
@@ -42,6 +52,7 @@ MODELS = {
     "matmul_head": (cm.matmul_head, (1, 3, 5, 5)),
     "host_middle": (cm.host_middle, (1, 3, 9, 9)),
     "grouped_wide": (grouped_wide, (1, 6, 9, 9)),
+    "strided_1x1": (strided_1x1, (1, 5, 11, 11)),
 }
 
 # Tiny SRAMs: ACT forces row bands and single/double buffer choices, WGT forces
@@ -97,7 +108,7 @@ def test_bit_exact_default_config(quantised, name):
     assert _check_bit_exact(g, x, None)
 
 
-@pytest.mark.parametrize("name", ["mixed_cnn", "residual_scales", "grouped_wide", "flatten_head"])
+@pytest.mark.parametrize("name", ["mixed_cnn", "residual_scales", "grouped_wide", "flatten_head", "strided_1x1"])
 def test_bit_exact_small_sram(quantised, name):
     _, g, x = quantised(name)
     progs = _check_bit_exact(g, x, SMALL)
@@ -113,7 +124,8 @@ def test_bit_exact_small_sram(quantised, name):
 
 
 def test_small_sram_structure(quantised):
-    """The 7x7 layer of mixed_cnn under SMALL: bands with halo, pad_t only on the first band."""
+    """The 7x7 layer of mixed_cnn under SMALL: bands with halo, pad_t only on the bands
+    whose windows reach above the image (the first, and a short first band's successor)."""
     _, g, x = quantised("mixed_cnn")
     seg = next(s for s in partition(g) if s.device == "npu")
     p = lower_segment(g, seg, config=SMALL)
@@ -122,8 +134,24 @@ def test_small_sram_structure(quantised):
     gem = [decode(i) for i in p.instructions[lo:hi]]
     gem = [d for d in gem if d.name == "GEMM"]
     assert all(d["k_h"] == 7 for d in gem)
-    assert {d["pad_t"] for d in gem} == {3, 0} and gem[0]["pad_t"] == 3
+    pads = [d["pad_t"] for d in gem]
+    assert pads[0] == 3 and pads[-1] == 0 and pads == sorted(pads, reverse=True)
     assert len({d["cb_start"] for d in gem}) == 2  # 21 channels = 2 blocks, one per WGT chunk
+
+
+def test_strided_1x1_loads_only_read_rows(quantised):
+    """A 1x1 stride-2 conv loads every other input row (a strided LOAD) and runs its
+    GEMMs with stride 1 down the loaded rows, stride 2 along them."""
+    _, g, x = quantised("strided_1x1")
+    for cfg in (None, SMALL):
+        progs = _check_bit_exact(g, x, cfg)
+        p = progs[0][0]
+        for name in list(p.layers())[1:]:
+            lo, hi = p.layers()[name]
+            ds = [decode(i) for i in p.instructions[lo:hi]]
+            acts = [d for d in ds if d.name == "LOAD" and d["mem"] == 0]
+            assert acts and all(d["dram_stride"] == 2 * d["x_words"] * 16 for d in acts)
+            assert all((d["stride_h"], d["stride_w"]) == (1, 2) for d in ds if d.name == "GEMM")
 
 
 def test_tokens_overlap_engines(quantised):
