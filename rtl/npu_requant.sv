@@ -53,14 +53,21 @@ module npu_requant #(
         if (!rst_n) valid_d <= '0;
         else        valid_d <= {valid_d[LATENCY-2:0], in_valid};
     end
+    // Every data register below loads only when its stage receives a valid
+    // word (a clock enable): outputs are only meaningful with out_valid, and
+    // an idle pipeline then costs neither power nor simulation time.
     always_ff @(posedge clk) begin
-        zp_d[0]   <= out_zp;
-        cmin_d[0] <= clamp_min;
-        cmax_d[0] <= clamp_max;
+        if (in_valid) begin
+            zp_d[0]   <= out_zp;
+            cmin_d[0] <= clamp_min;
+            cmax_d[0] <= clamp_max;
+        end
         for (int i = 1; i < LATENCY - 1; i++) begin
-            zp_d[i]   <= zp_d[i-1];
-            cmin_d[i] <= cmin_d[i-1];
-            cmax_d[i] <= cmax_d[i-1];
+            if (valid_d[i-1]) begin
+                zp_d[i]   <= zp_d[i-1];
+                cmin_d[i] <= cmin_d[i-1];
+                cmax_d[i] <= cmax_d[i-1];
+            end
         end
     end
     assign out_valid = valid_d[LATENCY-1];
@@ -79,9 +86,11 @@ module npu_requant #(
         logic signed [31:0] v1, m1;
         logic [5:0]         ts1;
         always_ff @(posedge clk) begin
-            v1  <= acc + bias;                       // int32 wrap, as ACC + bias'
-            m1  <= mult;
-            ts1 <= 6'd31 - shift;
+            if (in_valid) begin
+                v1  <= acc + bias;                   // int32 wrap, as ACC + bias'
+                m1  <= mult;
+                ts1 <= 6'd31 - shift;
+            end
         end
 
         // Stage 2: the 32x32 -> 64 signed product (|v1 * m1| <= 2^62) and
@@ -89,41 +98,49 @@ module npu_requant #(
         logic signed [63:0] p2, k2;
         logic [5:0]         ts2;
         always_ff @(posedge clk) begin
-            p2  <= 64'(v1) * 64'(m1);
-            k2  <= 64'sd1 <<< (ts1 - 6'd1);
-            ts2 <= ts1;
+            if (valid_d[0]) begin
+                p2  <= 64'(v1) * 64'(m1);
+                k2  <= 64'sd1 <<< (ts1 - 6'd1);
+                ts2 <= ts1;
+            end
         end
 
         // Stage 3: add the rounding constant; |p2| + k2 < 2^63, no overflow.
         logic signed [63:0] s3;
         logic [5:0]         ts3;
         always_ff @(posedge clk) begin
-            s3  <= p2 + k2;
-            ts3 <= ts2;
+            if (valid_d[1]) begin
+                s3  <= p2 + k2;
+                ts3 <= ts2;
+            end
         end
 
         // Stage 4: arithmetic (flooring) right shift: the single rounding,
         // floor(v * mult / 2^ts + 1/2), i.e. ties toward +inf.
         logic signed [63:0] r4;
         always_ff @(posedge clk) begin
-            r4 <= s3 >>> ts3;
+            if (valid_d[2]) r4 <= s3 >>> ts3;
         end
 
         // Stage 5: saturate to int32 (only reachable with shift > 0).
         logic signed [31:0] y5;
         always_ff @(posedge clk) begin
-            if (r4 > 64'(I32_MAX))      y5 <= I32_MAX;
-            else if (r4 < 64'(I32_MIN)) y5 <= I32_MIN;
-            else                        y5 <= r4[31:0];
+            if (valid_d[3]) begin
+                if (r4 > 64'(I32_MAX))      y5 <= I32_MAX;
+                else if (r4 < 64'(I32_MIN)) y5 <= I32_MIN;
+                else                        y5 <= r4[31:0];
+            end
         end
 
         // Stage 6: zero point (33 bits: cannot wrap before the clamp) + clamp.
-        logic signed [32:0] z6;
-        assign z6 = 33'(y5) + 33'(zp_d[LATENCY-2]);
         always_ff @(posedge clk) begin
-            if (z6 < 33'(cmin_d[LATENCY-2]))      out_q[8*c +: 8] <= cmin_d[LATENCY-2];
-            else if (z6 > 33'(cmax_d[LATENCY-2])) out_q[8*c +: 8] <= cmax_d[LATENCY-2];
-            else                                  out_q[8*c +: 8] <= z6[7:0];
+            if (valid_d[4]) begin
+                logic signed [32:0] z6;
+                z6 = 33'(y5) + 33'(zp_d[LATENCY-2]);
+                if (z6 < 33'(cmin_d[LATENCY-2]))      out_q[8*c +: 8] <= cmin_d[LATENCY-2];
+                else if (z6 > 33'(cmax_d[LATENCY-2])) out_q[8*c +: 8] <= cmax_d[LATENCY-2];
+                else                                  out_q[8*c +: 8] <= z6[7:0];
+            end
         end
     end
 endmodule
