@@ -325,6 +325,8 @@ module npu_top
         hwif_in.STATUS_PC.value.next = status_pc;
         hwif_in.IRQ_STATUS.DONE.hwset = irq_done;
         hwif_in.IRQ_STATUS.ERROR.hwset = irq_error;
+        hwif_in.IRQ_STATUS.DONE.hwclr = sclr;    // CTRL.SOFT_RESET clears IRQ_STATUS (npu_regs.rdl)
+        hwif_in.IRQ_STATUS.ERROR.hwclr = sclr;
         hwif_in.ERR_CODE.code.next = err_code;
         hwif_in.ERR_ADDR.value.next = err_addr;
         hwif_in.ERR_PC.value.next = err_pc;

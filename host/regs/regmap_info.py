@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from typing import NamedTuple
 
-REGMAP_HASH = 0xF74A76F6
+REGMAP_HASH = 0xAF2FEC53
 MAGIC = 0x5052534C
 VERSION = 0x01000000
 VERSION_MAJOR = 1

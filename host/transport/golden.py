@@ -40,11 +40,10 @@ class GoldenDevice:
 
     Register-level limits (tests/host/test_device_parity.py compares these with
     the RTL by rule): STATUS.LOAD/COMPUTE/STORE_BUSY are never set; STATUS_PC
-    is 0 while a program runs, END's index after DONE, ERR_PC after an error;
+    is 0 while a program runs, END's index + 1 after DONE, ERR_PC after an error;
     the PERF_* counts (but FREE_CYCLES) come from a completed ISS run, so they
-    read 0 while BUSY and after an error; ERR_* keep the last error's values
-    across a later DOORBELL (the RTL clears them there; the register map only
-    defines them while STATUS.ERROR is set)."""
+    read 0 while BUSY and after an error; ERR_PC is 0 for ABORTED and WATCHDOG
+    (not defined by the register map)."""
 
     def __init__(self, mem_size: int = DEFAULT_MEM, *, rows: int = 16, cols: int = 16, depths=None,
                  clock_hz: int = DEFAULT_CLOCK_HZ, magic: int | None = None, version: int | None = None,
@@ -168,8 +167,9 @@ class GoldenDevice:
         if self.status & BUSY:
             return  # the RTL ignores a doorbell while busy
         self.status = BUSY
+        self.status_pc = self.err_code = self.err_addr = self.err_pc = 0
         self.perf = dict.fromkeys(_PERF, 0)
-        args = (self._gen, self._abort, self.sw["CMD_BASE"], self.sw["CMD_LEN"], self.sw["DMA_WIN_BASE"],
+        args = (self._gen, self._abort, self.sw["CMD_BASE"] & ~(INSTR_BYTES - 1), self.sw["CMD_LEN"], self.sw["DMA_WIN_BASE"],
                 self.sw["DMA_WIN_LIMIT"], self.sw["WATCHDOG"])
         threading.Thread(target=self._run, args=args, name="golden-npu", daemon=True).start()
 
@@ -204,7 +204,7 @@ class GoldenDevice:
                                  DMA_RD_BYTES=result.dma_bytes_read, DMA_WR_BYTES=result.dma_bytes_written,
                                  INSTR_RETIRED=len(instrs))
             if err is None:
-                self.status, self.status_pc = DONE, len(instrs) - 1
+                self.status, self.status_pc = DONE, len(instrs)   # the dispatcher has taken END
                 self.irq_status |= IRQ_DONE
             else:
                 self.status, self.status_pc = ERROR, err.pc or 0

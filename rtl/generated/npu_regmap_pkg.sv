@@ -4,7 +4,7 @@
 // is npu_regs / npu_regs_pkg; the RTL drives hwif_in.REGMAP_HASH from here.
 package npu_regmap_pkg;
 
-    localparam logic [31:0] REGMAP_HASH = 32'hF74A76F6;
+    localparam logic [31:0] REGMAP_HASH = 32'hAF2FEC53;
     localparam logic [31:0] MAGIC = 32'h5052534C;
     localparam logic [31:0] VERSION = 32'h01000000;
     localparam logic [7:0] VERSION_MAJOR = 8'd1;

@@ -638,11 +638,14 @@ module npu_regs (
         automatic logic load_next_c;
         next_c = field_storage.IRQ_STATUS.DONE.value;
         load_next_c = '0;
-        if(decoded_reg_strb.IRQ_STATUS && decoded_req_is_wr) begin // SW write 1 clear
-            next_c = field_storage.IRQ_STATUS.DONE.value & ~(decoded_wr_data[0:0] & decoded_wr_biten[0:0]);
-            load_next_c = '1;
-        end else if(hwif_in.IRQ_STATUS.DONE.hwset) begin // HW Set
+        if(hwif_in.IRQ_STATUS.DONE.hwset) begin // HW Set
             next_c = '1;
+            load_next_c = '1;
+        end else if(hwif_in.IRQ_STATUS.DONE.hwclr) begin // HW Clear
+            next_c = '0;
+            load_next_c = '1;
+        end else if(decoded_reg_strb.IRQ_STATUS && decoded_req_is_wr) begin // SW write 1 clear
+            next_c = field_storage.IRQ_STATUS.DONE.value & ~(decoded_wr_data[0:0] & decoded_wr_biten[0:0]);
             load_next_c = '1;
         end
         field_combo.IRQ_STATUS.DONE.next = next_c;
@@ -664,11 +667,14 @@ module npu_regs (
         automatic logic load_next_c;
         next_c = field_storage.IRQ_STATUS.ERROR.value;
         load_next_c = '0;
-        if(decoded_reg_strb.IRQ_STATUS && decoded_req_is_wr) begin // SW write 1 clear
-            next_c = field_storage.IRQ_STATUS.ERROR.value & ~(decoded_wr_data[1:1] & decoded_wr_biten[1:1]);
-            load_next_c = '1;
-        end else if(hwif_in.IRQ_STATUS.ERROR.hwset) begin // HW Set
+        if(hwif_in.IRQ_STATUS.ERROR.hwset) begin // HW Set
             next_c = '1;
+            load_next_c = '1;
+        end else if(hwif_in.IRQ_STATUS.ERROR.hwclr) begin // HW Clear
+            next_c = '0;
+            load_next_c = '1;
+        end else if(decoded_reg_strb.IRQ_STATUS && decoded_req_is_wr) begin // SW write 1 clear
+            next_c = field_storage.IRQ_STATUS.ERROR.value & ~(decoded_wr_data[1:1] & decoded_wr_biten[1:1]);
             load_next_c = '1;
         end
         field_combo.IRQ_STATUS.ERROR.next = next_c;

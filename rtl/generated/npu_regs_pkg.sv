@@ -95,10 +95,12 @@ package npu_regs_pkg;
     } npu_regs__STATUS_PC__in_t;
 
     typedef struct {
+        logic hwclr;
         logic hwset;
     } npu_regs__IRQ_STATUS__DONE__in_t;
 
     typedef struct {
+        logic hwclr;
         logic hwset;
     } npu_regs__IRQ_STATUS__ERROR__in_t;
 

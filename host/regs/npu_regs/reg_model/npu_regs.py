@@ -77,15 +77,15 @@ from ._registers import npu_regs_HW_CLOCK_HZ_0xabdd25e6fc989cdbdbf45606d9e1bf1ab
 from ._registers import npu_regs_SCRATCH_0xd8c9e18e67382d5fcaaab1d788f11d15d4e5a0e970c73df298faedc8a21062b8_cls
 from ._registers import npu_regs_CTRL_0x6c4691471e2e1f2df85e0bfb9d80675d9d156eb5723ce0fbfb60574ca0650b1d_cls
 from ._registers import npu_regs_STATUS_0x84042ec301e560ed44bd4774d85de3c1f31f44ca0eefa833407e60c175ff9ba3_cls
-from ._registers import npu_regs_STATUS_PC_0x8031a153c99cd9631477fd475842c0b07d17149c6ce1011192e38be9f70d6f65_cls
-from ._registers import npu_regs_CMD_BASE_0x1bd80e11f9de99cf86d3c9028876174256f4022053d9c199b8841d4caee0f41_cls
+from ._registers import npu_regs_STATUS_PC_0x4403ae211cbd406e2248ed806cb99e5129ea134fc95be83e8dfffed06b72f7f0_cls
+from ._registers import npu_regs_CMD_BASE_0xe6a94dc8e289721b31351b761288024bc05d69d4ef774917ae05d1681d364da8_cls
 from ._registers import npu_regs_CMD_LEN_0x169764055533414242844590ebe7dfb33bad8f925b8e80b89fd9392dc136464e_cls
 from ._registers import npu_regs_DOORBELL_0x441ed1dfa58bac6f80c3b9eecb8937880053e2aa793a68d0d8c49edb5efb6cdd_cls
 from ._registers import npu_regs_IRQ_STATUS_0x8068491cc9f7bb4fad99b97d39a544374d6740c0bd21ff64cccf338cf34dd48f_cls
 from ._registers import npu_regs_IRQ_ENABLE_0x5ad5664f85a5c76d92dda5bbbf9e4c19e59bf223fed5e948583e9246df84cab9_cls
-from ._registers import npu_regs_ERR_CODE_0xce35f2ecf7193a9be272f7a615bd9392509e797ac8fc29b3c1864b9ad7915729_cls
-from ._registers import npu_regs_ERR_ADDR_0xd1231135c416a97d7cbfd1f0329efb14beea160ce06928d6ecc946737b10c5cc_cls
-from ._registers import npu_regs_ERR_PC_0x3f7c80010ac9e23a8fb4958d369d101b891150b2553bfe305c5bcaafe608cbee_cls
+from ._registers import npu_regs_ERR_CODE_0xe12e8af2ba265968f4e530b5b1f40d2cd0590b2f5d27dbd616249ac9adaf6794_cls
+from ._registers import npu_regs_ERR_ADDR_0xd7ab8ecb2ed1ae8b7f91df5ef8b9e14eeb7055406c98b771248bb24600344823_cls
+from ._registers import npu_regs_ERR_PC_0xc96733b8e66ec11a6d67f626695fd55c0f816ac8da1faf863ba65b99efa9abc6_cls
 from ._registers import npu_regs_WATCHDOG_0xdd1a343c21a64c32abaa1ab7ad5eb7c121e03f81447304fded1709082aa08248_cls
 from ._registers import npu_regs_DMA_WIN_BASE_0xf424464063226bfe7a61ae9417b6fa9b46cf881ab4f1d9f4dbb9685d6a2a16ff_cls
 from ._registers import npu_regs_DMA_WIN_LIMIT_0xd2aa18f331cd0c5f699e1ec622e12e77d4f3fbdfd467a31d52dec4fd28558f2b_cls
@@ -116,7 +116,7 @@ from ._registers import npu_regs_perf_hi_r_0xb962f338cff92d7fc0fecd14ad064399395
 # addrmap, regfile, memor and register definitions
     
     
-class npu_regs_0x63821ca70b5a3ca77914df09d0d89e8ee38f060d434437cacf15c9d5d8f05cfc_cls(AddressMap):
+class npu_regs_0x89f1679100ce2274a7710fe842f798a62c4c9b7dc308ddbc4c2e97053be8fbf3_cls(AddressMap):
     """
     Class to represent a address map in the register model
 
@@ -242,13 +242,13 @@ class npu_regs_0x63821ca70b5a3ca77914df09d0d89e8ee38f060d434437cacf15c9d5d8f05cf
                                                                      inst_name='STATUS', parent=self)
         
             
-        self.__STATUS_PC:npu_regs_STATUS_PC_0x8031a153c99cd9631477fd475842c0b07d17149c6ce1011192e38be9f70d6f65_cls = npu_regs_STATUS_PC_0x8031a153c99cd9631477fd475842c0b07d17149c6ce1011192e38be9f70d6f65_cls(
+        self.__STATUS_PC:npu_regs_STATUS_PC_0x4403ae211cbd406e2248ed806cb99e5129ea134fc95be83e8dfffed06b72f7f0_cls = npu_regs_STATUS_PC_0x4403ae211cbd406e2248ed806cb99e5129ea134fc95be83e8dfffed06b72f7f0_cls(
                                                                      address=self.address+72,
                                                                      logger_handle=logger_handle+'.STATUS_PC',
                                                                      inst_name='STATUS_PC', parent=self)
         
             
-        self.__CMD_BASE:npu_regs_CMD_BASE_0x1bd80e11f9de99cf86d3c9028876174256f4022053d9c199b8841d4caee0f41_cls = npu_regs_CMD_BASE_0x1bd80e11f9de99cf86d3c9028876174256f4022053d9c199b8841d4caee0f41_cls(
+        self.__CMD_BASE:npu_regs_CMD_BASE_0xe6a94dc8e289721b31351b761288024bc05d69d4ef774917ae05d1681d364da8_cls = npu_regs_CMD_BASE_0xe6a94dc8e289721b31351b761288024bc05d69d4ef774917ae05d1681d364da8_cls(
                                                                      address=self.address+80,
                                                                      logger_handle=logger_handle+'.CMD_BASE',
                                                                      inst_name='CMD_BASE', parent=self)
@@ -278,19 +278,19 @@ class npu_regs_0x63821ca70b5a3ca77914df09d0d89e8ee38f060d434437cacf15c9d5d8f05cf
                                                                      inst_name='IRQ_ENABLE', parent=self)
         
             
-        self.__ERR_CODE:npu_regs_ERR_CODE_0xce35f2ecf7193a9be272f7a615bd9392509e797ac8fc29b3c1864b9ad7915729_cls = npu_regs_ERR_CODE_0xce35f2ecf7193a9be272f7a615bd9392509e797ac8fc29b3c1864b9ad7915729_cls(
+        self.__ERR_CODE:npu_regs_ERR_CODE_0xe12e8af2ba265968f4e530b5b1f40d2cd0590b2f5d27dbd616249ac9adaf6794_cls = npu_regs_ERR_CODE_0xe12e8af2ba265968f4e530b5b1f40d2cd0590b2f5d27dbd616249ac9adaf6794_cls(
                                                                      address=self.address+104,
                                                                      logger_handle=logger_handle+'.ERR_CODE',
                                                                      inst_name='ERR_CODE', parent=self)
         
             
-        self.__ERR_ADDR:npu_regs_ERR_ADDR_0xd1231135c416a97d7cbfd1f0329efb14beea160ce06928d6ecc946737b10c5cc_cls = npu_regs_ERR_ADDR_0xd1231135c416a97d7cbfd1f0329efb14beea160ce06928d6ecc946737b10c5cc_cls(
+        self.__ERR_ADDR:npu_regs_ERR_ADDR_0xd7ab8ecb2ed1ae8b7f91df5ef8b9e14eeb7055406c98b771248bb24600344823_cls = npu_regs_ERR_ADDR_0xd7ab8ecb2ed1ae8b7f91df5ef8b9e14eeb7055406c98b771248bb24600344823_cls(
                                                                      address=self.address+108,
                                                                      logger_handle=logger_handle+'.ERR_ADDR',
                                                                      inst_name='ERR_ADDR', parent=self)
         
             
-        self.__ERR_PC:npu_regs_ERR_PC_0x3f7c80010ac9e23a8fb4958d369d101b891150b2553bfe305c5bcaafe608cbee_cls = npu_regs_ERR_PC_0x3f7c80010ac9e23a8fb4958d369d101b891150b2553bfe305c5bcaafe608cbee_cls(
+        self.__ERR_PC:npu_regs_ERR_PC_0xc96733b8e66ec11a6d67f626695fd55c0f816ac8da1faf863ba65b99efa9abc6_cls = npu_regs_ERR_PC_0xc96733b8e66ec11a6d67f626695fd55c0f816ac8da1faf863ba65b99efa9abc6_cls(
                                                                      address=self.address+112,
                                                                      logger_handle=logger_handle+'.ERR_PC',
                                                                      inst_name='ERR_PC', parent=self)
@@ -753,7 +753,7 @@ class npu_regs_0x63821ca70b5a3ca77914df09d0d89e8ee38f060d434437cacf15c9d5d8f05cf
         return self.__STATUS
         
     @property
-    def STATUS_PC(self) -> 'npu_regs_STATUS_PC_0x8031a153c99cd9631477fd475842c0b07d17149c6ce1011192e38be9f70d6f65_cls':
+    def STATUS_PC(self) -> 'npu_regs_STATUS_PC_0x4403ae211cbd406e2248ed806cb99e5129ea134fc95be83e8dfffed06b72f7f0_cls':
         """
         Property to access STATUS_PC 
 
@@ -767,14 +767,18 @@ class npu_regs_0x63821ca70b5a3ca77914df09d0d89e8ee38f060d434437cacf15c9d5d8f05cf
         +--------------+-------------------------------------------------------------------------+
         | Description  | .. raw:: html                                                           |
         |              |                                                                         |
-        |              |      <p>Index (0-based, in instructions) of the instruction the         |
-        |              |      dispatcher is at.</p>                                              |
+        |              |      <p>Index (0-based, in instructions) of the next instruction the    |
+        |              |      dispatcher takes. After DONE: END's index + 1. After an error the  |
+        |              |      dispatcher finds (decode errors, CMD_OVERRUN): the faulting index, |
+        |              |      = ERR_PC. After an engine error, ABORTED or WATCHDOG: how far      |
+        |              |      dispatch had got, between ERR_PC and CMD_LEN. 0 after DOORBELL and |
+        |              |      CTRL.SOFT_RESET.</p>                                               |
         +--------------+-------------------------------------------------------------------------+
         """
         return self.__STATUS_PC
         
     @property
-    def CMD_BASE(self) -> 'npu_regs_CMD_BASE_0x1bd80e11f9de99cf86d3c9028876174256f4022053d9c199b8841d4caee0f41_cls':
+    def CMD_BASE(self) -> 'npu_regs_CMD_BASE_0xe6a94dc8e289721b31351b761288024bc05d69d4ef774917ae05d1681d364da8_cls':
         """
         Property to access CMD_BASE 
 
@@ -788,9 +792,10 @@ class npu_regs_0x63821ca70b5a3ca77914df09d0d89e8ee38f060d434437cacf15c9d5d8f05cf
         +--------------+-------------------------------------------------------------------------+
         | Description  | .. raw:: html                                                           |
         |              |                                                                         |
-        |              |      <p>Device byte address of the first instruction of the program.    |
-        |              |      Must be 32-byte aligned (one 256-bit instruction). Read at the     |
-        |              |      DOORBELL write.</p>                                                |
+        |              |      <p>Device byte address of the first instruction of the program,    |
+        |              |      32-byte aligned (one 256-bit instruction): bits [4:0] are ignored  |
+        |              |      by the fetch (they read back as written). Read at the DOORBELL     |
+        |              |      write.</p>                                                         |
         +--------------+-------------------------------------------------------------------------+
         """
         return self.__CMD_BASE
@@ -884,7 +889,7 @@ class npu_regs_0x63821ca70b5a3ca77914df09d0d89e8ee38f060d434437cacf15c9d5d8f05cf
         return self.__IRQ_ENABLE
         
     @property
-    def ERR_CODE(self) -> 'npu_regs_ERR_CODE_0xce35f2ecf7193a9be272f7a615bd9392509e797ac8fc29b3c1864b9ad7915729_cls':
+    def ERR_CODE(self) -> 'npu_regs_ERR_CODE_0xe12e8af2ba265968f4e530b5b1f40d2cd0590b2f5d27dbd616249ac9adaf6794_cls':
         """
         Property to access ERR_CODE 
 
@@ -898,13 +903,14 @@ class npu_regs_0x63821ca70b5a3ca77914df09d0d89e8ee38f060d434437cacf15c9d5d8f05cf
         +--------------+-------------------------------------------------------------------------+
         | Description  | .. raw:: html                                                           |
         |              |                                                                         |
-        |              |      <p>Cause of the last error (valid while STATUS.ERROR is set).</p>  |
+        |              |      <p>Cause of the last error (valid while STATUS.ERROR is set).      |
+        |              |      Cleared by DOORBELL and CTRL.SOFT_RESET.</p>                       |
         +--------------+-------------------------------------------------------------------------+
         """
         return self.__ERR_CODE
         
     @property
-    def ERR_ADDR(self) -> 'npu_regs_ERR_ADDR_0xd1231135c416a97d7cbfd1f0329efb14beea160ce06928d6ecc946737b10c5cc_cls':
+    def ERR_ADDR(self) -> 'npu_regs_ERR_ADDR_0xd7ab8ecb2ed1ae8b7f91df5ef8b9e14eeb7055406c98b771248bb24600344823_cls':
         """
         Property to access ERR_ADDR 
 
@@ -919,13 +925,14 @@ class npu_regs_0x63821ca70b5a3ca77914df09d0d89e8ee38f060d434437cacf15c9d5d8f05cf
         | Description  | .. raw:: html                                                           |
         |              |                                                                         |
         |              |      <p>Device byte address of the faulting access for DMA_WINDOW and   |
-        |              |      DMA_BUS_ERROR; 0 for other errors.</p>                             |
+        |              |      DMA_BUS_ERROR; 0 for other errors. Cleared by DOORBELL and         |
+        |              |      CTRL.SOFT_RESET.</p>                                               |
         +--------------+-------------------------------------------------------------------------+
         """
         return self.__ERR_ADDR
         
     @property
-    def ERR_PC(self) -> 'npu_regs_ERR_PC_0x3f7c80010ac9e23a8fb4958d369d101b891150b2553bfe305c5bcaafe608cbee_cls':
+    def ERR_PC(self) -> 'npu_regs_ERR_PC_0xc96733b8e66ec11a6d67f626695fd55c0f816ac8da1faf863ba65b99efa9abc6_cls':
         """
         Property to access ERR_PC 
 
@@ -940,7 +947,8 @@ class npu_regs_0x63821ca70b5a3ca77914df09d0d89e8ee38f060d434437cacf15c9d5d8f05cf
         | Description  | .. raw:: html                                                           |
         |              |                                                                         |
         |              |      <p>Index (0-based, in instructions) of the instruction that caused |
-        |              |      the last error.</p>                                                |
+        |              |      the last error. Not defined for ABORTED and WATCHDOG, which no     |
+        |              |      instruction causes. Cleared by DOORBELL and CTRL.SOFT_RESET.</p>   |
         +--------------+-------------------------------------------------------------------------+
         """
         return self.__ERR_PC
@@ -1546,11 +1554,11 @@ class npu_regs_0x63821ca70b5a3ca77914df09d0d89e8ee38f060d434437cacf15c9d5d8f05cf
                 
                 
     @overload
-    def get_child_by_system_rdl_name(self, name: Literal["STATUS_PC"]) -> 'npu_regs_STATUS_PC_0x8031a153c99cd9631477fd475842c0b07d17149c6ce1011192e38be9f70d6f65_cls': ...
+    def get_child_by_system_rdl_name(self, name: Literal["STATUS_PC"]) -> 'npu_regs_STATUS_PC_0x4403ae211cbd406e2248ed806cb99e5129ea134fc95be83e8dfffed06b72f7f0_cls': ...
                 
                 
     @overload
-    def get_child_by_system_rdl_name(self, name: Literal["CMD_BASE"]) -> 'npu_regs_CMD_BASE_0x1bd80e11f9de99cf86d3c9028876174256f4022053d9c199b8841d4caee0f41_cls': ...
+    def get_child_by_system_rdl_name(self, name: Literal["CMD_BASE"]) -> 'npu_regs_CMD_BASE_0xe6a94dc8e289721b31351b761288024bc05d69d4ef774917ae05d1681d364da8_cls': ...
                 
                 
     @overload
@@ -1570,15 +1578,15 @@ class npu_regs_0x63821ca70b5a3ca77914df09d0d89e8ee38f060d434437cacf15c9d5d8f05cf
                 
                 
     @overload
-    def get_child_by_system_rdl_name(self, name: Literal["ERR_CODE"]) -> 'npu_regs_ERR_CODE_0xce35f2ecf7193a9be272f7a615bd9392509e797ac8fc29b3c1864b9ad7915729_cls': ...
+    def get_child_by_system_rdl_name(self, name: Literal["ERR_CODE"]) -> 'npu_regs_ERR_CODE_0xe12e8af2ba265968f4e530b5b1f40d2cd0590b2f5d27dbd616249ac9adaf6794_cls': ...
                 
                 
     @overload
-    def get_child_by_system_rdl_name(self, name: Literal["ERR_ADDR"]) -> 'npu_regs_ERR_ADDR_0xd1231135c416a97d7cbfd1f0329efb14beea160ce06928d6ecc946737b10c5cc_cls': ...
+    def get_child_by_system_rdl_name(self, name: Literal["ERR_ADDR"]) -> 'npu_regs_ERR_ADDR_0xd7ab8ecb2ed1ae8b7f91df5ef8b9e14eeb7055406c98b771248bb24600344823_cls': ...
                 
                 
     @overload
-    def get_child_by_system_rdl_name(self, name: Literal["ERR_PC"]) -> 'npu_regs_ERR_PC_0x3f7c80010ac9e23a8fb4958d369d101b891150b2553bfe305c5bcaafe608cbee_cls': ...
+    def get_child_by_system_rdl_name(self, name: Literal["ERR_PC"]) -> 'npu_regs_ERR_PC_0xc96733b8e66ec11a6d67f626695fd55c0f816ac8da1faf863ba65b99efa9abc6_cls': ...
                 
                 
     @overload
@@ -1682,7 +1690,7 @@ class npu_regs_0x63821ca70b5a3ca77914df09d0d89e8ee38f060d434437cacf15c9d5d8f05cf
                 
 
     @overload
-    def get_child_by_system_rdl_name(self, name: str) -> Union['npu_regs_MAGIC_0x267645a977971470a929d88a67da07af7db329868dc74a3070363127e3c81627_cls', 'npu_regs_VERSION_0xd27a1f7660336f026a839f408b3086a38e94c58527272d236703468e554bbcec_cls', 'npu_regs_ISA_HASH_0x1186d9ab77571e284b4d6e0a4e1436fcd871f4e68c25dd2009652e283ccb618_cls', 'npu_regs_REGMAP_HASH_0x504d0af13e65d1b38c0d8c983f2201360d097eeaa1da608e2eb23638ee701384_cls', 'npu_regs_BUILD_HASH_0x2f5a7495aa6389519274f2549ba89414fe75bfdf6a6eefd6d1344cf4e80e2ba2_cls', 'npu_regs_HW_ARRAY_0x13398a2fe5d4d2d4f872e7dd7f5a6338fd6d5c5654e1f041b4aa61135301a5c8_cls', 'npu_regs_HW_ACT_DEPTH_0xde705eb0747887dbb391bcc5253c4db6e37759d48816d285c7dc47239af5cd40_cls', 'npu_regs_HW_WGT_DEPTH_0x5a8cbe6c87716925b95050681db65f48ce7b5e1a6febfd74256fbc6083059b48_cls', 'npu_regs_HW_ACC_DEPTH_0xa8dc10bcc0af15737a94c3c3541c7240000209ca2a4493c64f6de3c1e822a7d6_cls', 'npu_regs_HW_PAR_DEPTH_0xf19b39edddc21afd17877b9a759caea728abc9a8c65bb727781642eb49f32dc4_cls', 'npu_regs_HW_CLOCK_HZ_0xabdd25e6fc989cdbdbf45606d9e1bf1ab928753931ba53546381f5d6c64e2c3f_cls', 'npu_regs_SCRATCH_0xd8c9e18e67382d5fcaaab1d788f11d15d4e5a0e970c73df298faedc8a21062b8_cls', 'npu_regs_CTRL_0x6c4691471e2e1f2df85e0bfb9d80675d9d156eb5723ce0fbfb60574ca0650b1d_cls', 'npu_regs_STATUS_0x84042ec301e560ed44bd4774d85de3c1f31f44ca0eefa833407e60c175ff9ba3_cls', 'npu_regs_STATUS_PC_0x8031a153c99cd9631477fd475842c0b07d17149c6ce1011192e38be9f70d6f65_cls', 'npu_regs_CMD_BASE_0x1bd80e11f9de99cf86d3c9028876174256f4022053d9c199b8841d4caee0f41_cls', 'npu_regs_CMD_LEN_0x169764055533414242844590ebe7dfb33bad8f925b8e80b89fd9392dc136464e_cls', 'npu_regs_DOORBELL_0x441ed1dfa58bac6f80c3b9eecb8937880053e2aa793a68d0d8c49edb5efb6cdd_cls', 'npu_regs_IRQ_STATUS_0x8068491cc9f7bb4fad99b97d39a544374d6740c0bd21ff64cccf338cf34dd48f_cls', 'npu_regs_IRQ_ENABLE_0x5ad5664f85a5c76d92dda5bbbf9e4c19e59bf223fed5e948583e9246df84cab9_cls', 'npu_regs_ERR_CODE_0xce35f2ecf7193a9be272f7a615bd9392509e797ac8fc29b3c1864b9ad7915729_cls', 'npu_regs_ERR_ADDR_0xd1231135c416a97d7cbfd1f0329efb14beea160ce06928d6ecc946737b10c5cc_cls', 'npu_regs_ERR_PC_0x3f7c80010ac9e23a8fb4958d369d101b891150b2553bfe305c5bcaafe608cbee_cls', 'npu_regs_WATCHDOG_0xdd1a343c21a64c32abaa1ab7ad5eb7c121e03f81447304fded1709082aa08248_cls', 'npu_regs_DMA_WIN_BASE_0xf424464063226bfe7a61ae9417b6fa9b46cf881ab4f1d9f4dbb9685d6a2a16ff_cls', 'npu_regs_DMA_WIN_LIMIT_0xd2aa18f331cd0c5f699e1ec622e12e77d4f3fbdfd467a31d52dec4fd28558f2b_cls', 'npu_regs_perf_lo_r_0x8def3572b321b3953cda6054b0c12a8ef6f06b6e81e9811c80a4bcc7102d25da_cls', 'npu_regs_perf_hi_r_0xc27dfc72f58d1eaf39810410fee958dc58004b0cb40abcd0ba1ea081c2fa7397_cls', 'npu_regs_perf_lo_r_0xc578b830b80e20855aee5e5a8a4b5ff68b5a4e7fda95495eb48c72b92881256d_cls', 'npu_regs_perf_hi_r_0x8f451ad2a14367c02e9c7a35fe931ac68ae2885a62b427ddbc865fac150ab498_cls', 'npu_regs_perf_lo_r_0x1003fd4a5561bc866a5c9c363da4b5b6f59595b66198fdac650f7fe89e5753e9_cls', 'npu_regs_perf_hi_r_0x59069f3b1e3f42be728232944ce28fb56ebb56d98432c55a7fdd24d49c5bd8cc_cls', 'npu_regs_perf_lo_r_0x7e93122b640c3ee618f9af6fc58d2517c688b5f5f16e33a7807277635ec5ecae_cls', 'npu_regs_perf_hi_r_0x141c38a81ba120f1c6b37a0554306f60066c575a67bc1a968407f79c6167a9ef_cls', 'npu_regs_perf_lo_r_0xe452d9a014a588183f4e08a9c2f83e6077decab1def0c58c5c2a53ecad3a6a4a_cls', 'npu_regs_perf_hi_r_0x3d4e0471c016739684d554247b13f65d43199302a83cb9ef455e14681039e72c_cls', 'npu_regs_perf_lo_r_0xa89bafe65af5d60d21186a9cda23b5d936fe909896d36d58b1965d97152f9a3d_cls', 'npu_regs_perf_hi_r_0xab4c6113dd9adda8d96210a77f8129cd146c427c49cfc5fc7045d35b84aaa71c_cls', 'npu_regs_perf_lo_r_0x490f085fecf9e1af5ecb2a2747a919af66f98c1994896e885ded54d1bf2049_cls', 'npu_regs_perf_hi_r_0xa74523c29923829bf0b8a570902d7b43017993d4c469043274f7fbecac7ed2e9_cls', 'npu_regs_perf_lo_r_0x9620da79cb30e00ed88d236656db6435f1700ed7c9d3508fb2b36f4dd944410_cls', 'npu_regs_perf_hi_r_0x785654abfef0381b54b270e500230ebd00aaa2a106fd04852a529439a94e7521_cls', 'npu_regs_perf_lo_r_0xcb00cde934ecfba50230a65658e92d8afbdc6fb248a1b0dcbee5370319365d54_cls', 'npu_regs_perf_hi_r_0x647057e5f6b57a288f40c3d87b8e79295b06467913ecb5292dbdce4a47761de9_cls', 'npu_regs_perf_lo_r_0x75f14dd9c8f9adbf7135cab79047caa27675e8155534d1b02c8af08340fc3cdf_cls', 'npu_regs_perf_hi_r_0x8da940d729720f04cab1ab96f8104dd093543854b3a23f768d1b3eecbed8d9c0_cls', 'npu_regs_perf_lo_r_0x8104558e7a1ffb534871c7f9fa2e7d01dd58dd72e6a7075cb509471fd89f9c6b_cls', 'npu_regs_perf_hi_r_0xb962f338cff92d7fc0fecd14ad0643993959a83555d65be162ca5b88ab3a0b0e_cls', ]: ...
+    def get_child_by_system_rdl_name(self, name: str) -> Union['npu_regs_MAGIC_0x267645a977971470a929d88a67da07af7db329868dc74a3070363127e3c81627_cls', 'npu_regs_VERSION_0xd27a1f7660336f026a839f408b3086a38e94c58527272d236703468e554bbcec_cls', 'npu_regs_ISA_HASH_0x1186d9ab77571e284b4d6e0a4e1436fcd871f4e68c25dd2009652e283ccb618_cls', 'npu_regs_REGMAP_HASH_0x504d0af13e65d1b38c0d8c983f2201360d097eeaa1da608e2eb23638ee701384_cls', 'npu_regs_BUILD_HASH_0x2f5a7495aa6389519274f2549ba89414fe75bfdf6a6eefd6d1344cf4e80e2ba2_cls', 'npu_regs_HW_ARRAY_0x13398a2fe5d4d2d4f872e7dd7f5a6338fd6d5c5654e1f041b4aa61135301a5c8_cls', 'npu_regs_HW_ACT_DEPTH_0xde705eb0747887dbb391bcc5253c4db6e37759d48816d285c7dc47239af5cd40_cls', 'npu_regs_HW_WGT_DEPTH_0x5a8cbe6c87716925b95050681db65f48ce7b5e1a6febfd74256fbc6083059b48_cls', 'npu_regs_HW_ACC_DEPTH_0xa8dc10bcc0af15737a94c3c3541c7240000209ca2a4493c64f6de3c1e822a7d6_cls', 'npu_regs_HW_PAR_DEPTH_0xf19b39edddc21afd17877b9a759caea728abc9a8c65bb727781642eb49f32dc4_cls', 'npu_regs_HW_CLOCK_HZ_0xabdd25e6fc989cdbdbf45606d9e1bf1ab928753931ba53546381f5d6c64e2c3f_cls', 'npu_regs_SCRATCH_0xd8c9e18e67382d5fcaaab1d788f11d15d4e5a0e970c73df298faedc8a21062b8_cls', 'npu_regs_CTRL_0x6c4691471e2e1f2df85e0bfb9d80675d9d156eb5723ce0fbfb60574ca0650b1d_cls', 'npu_regs_STATUS_0x84042ec301e560ed44bd4774d85de3c1f31f44ca0eefa833407e60c175ff9ba3_cls', 'npu_regs_STATUS_PC_0x4403ae211cbd406e2248ed806cb99e5129ea134fc95be83e8dfffed06b72f7f0_cls', 'npu_regs_CMD_BASE_0xe6a94dc8e289721b31351b761288024bc05d69d4ef774917ae05d1681d364da8_cls', 'npu_regs_CMD_LEN_0x169764055533414242844590ebe7dfb33bad8f925b8e80b89fd9392dc136464e_cls', 'npu_regs_DOORBELL_0x441ed1dfa58bac6f80c3b9eecb8937880053e2aa793a68d0d8c49edb5efb6cdd_cls', 'npu_regs_IRQ_STATUS_0x8068491cc9f7bb4fad99b97d39a544374d6740c0bd21ff64cccf338cf34dd48f_cls', 'npu_regs_IRQ_ENABLE_0x5ad5664f85a5c76d92dda5bbbf9e4c19e59bf223fed5e948583e9246df84cab9_cls', 'npu_regs_ERR_CODE_0xe12e8af2ba265968f4e530b5b1f40d2cd0590b2f5d27dbd616249ac9adaf6794_cls', 'npu_regs_ERR_ADDR_0xd7ab8ecb2ed1ae8b7f91df5ef8b9e14eeb7055406c98b771248bb24600344823_cls', 'npu_regs_ERR_PC_0xc96733b8e66ec11a6d67f626695fd55c0f816ac8da1faf863ba65b99efa9abc6_cls', 'npu_regs_WATCHDOG_0xdd1a343c21a64c32abaa1ab7ad5eb7c121e03f81447304fded1709082aa08248_cls', 'npu_regs_DMA_WIN_BASE_0xf424464063226bfe7a61ae9417b6fa9b46cf881ab4f1d9f4dbb9685d6a2a16ff_cls', 'npu_regs_DMA_WIN_LIMIT_0xd2aa18f331cd0c5f699e1ec622e12e77d4f3fbdfd467a31d52dec4fd28558f2b_cls', 'npu_regs_perf_lo_r_0x8def3572b321b3953cda6054b0c12a8ef6f06b6e81e9811c80a4bcc7102d25da_cls', 'npu_regs_perf_hi_r_0xc27dfc72f58d1eaf39810410fee958dc58004b0cb40abcd0ba1ea081c2fa7397_cls', 'npu_regs_perf_lo_r_0xc578b830b80e20855aee5e5a8a4b5ff68b5a4e7fda95495eb48c72b92881256d_cls', 'npu_regs_perf_hi_r_0x8f451ad2a14367c02e9c7a35fe931ac68ae2885a62b427ddbc865fac150ab498_cls', 'npu_regs_perf_lo_r_0x1003fd4a5561bc866a5c9c363da4b5b6f59595b66198fdac650f7fe89e5753e9_cls', 'npu_regs_perf_hi_r_0x59069f3b1e3f42be728232944ce28fb56ebb56d98432c55a7fdd24d49c5bd8cc_cls', 'npu_regs_perf_lo_r_0x7e93122b640c3ee618f9af6fc58d2517c688b5f5f16e33a7807277635ec5ecae_cls', 'npu_regs_perf_hi_r_0x141c38a81ba120f1c6b37a0554306f60066c575a67bc1a968407f79c6167a9ef_cls', 'npu_regs_perf_lo_r_0xe452d9a014a588183f4e08a9c2f83e6077decab1def0c58c5c2a53ecad3a6a4a_cls', 'npu_regs_perf_hi_r_0x3d4e0471c016739684d554247b13f65d43199302a83cb9ef455e14681039e72c_cls', 'npu_regs_perf_lo_r_0xa89bafe65af5d60d21186a9cda23b5d936fe909896d36d58b1965d97152f9a3d_cls', 'npu_regs_perf_hi_r_0xab4c6113dd9adda8d96210a77f8129cd146c427c49cfc5fc7045d35b84aaa71c_cls', 'npu_regs_perf_lo_r_0x490f085fecf9e1af5ecb2a2747a919af66f98c1994896e885ded54d1bf2049_cls', 'npu_regs_perf_hi_r_0xa74523c29923829bf0b8a570902d7b43017993d4c469043274f7fbecac7ed2e9_cls', 'npu_regs_perf_lo_r_0x9620da79cb30e00ed88d236656db6435f1700ed7c9d3508fb2b36f4dd944410_cls', 'npu_regs_perf_hi_r_0x785654abfef0381b54b270e500230ebd00aaa2a106fd04852a529439a94e7521_cls', 'npu_regs_perf_lo_r_0xcb00cde934ecfba50230a65658e92d8afbdc6fb248a1b0dcbee5370319365d54_cls', 'npu_regs_perf_hi_r_0x647057e5f6b57a288f40c3d87b8e79295b06467913ecb5292dbdce4a47761de9_cls', 'npu_regs_perf_lo_r_0x75f14dd9c8f9adbf7135cab79047caa27675e8155534d1b02c8af08340fc3cdf_cls', 'npu_regs_perf_hi_r_0x8da940d729720f04cab1ab96f8104dd093543854b3a23f768d1b3eecbed8d9c0_cls', 'npu_regs_perf_lo_r_0x8104558e7a1ffb534871c7f9fa2e7d01dd58dd72e6a7075cb509471fd89f9c6b_cls', 'npu_regs_perf_hi_r_0xb962f338cff92d7fc0fecd14ad0643993959a83555d65be162ca5b88ab3a0b0e_cls', ]: ...
 
     def get_child_by_system_rdl_name(self, name: Any) -> Any:
         return super().get_child_by_system_rdl_name(name)
@@ -1760,7 +1768,7 @@ class npu_regs_0x63821ca70b5a3ca77914df09d0d89e8ee38f060d434437cacf15c9d5d8f05cf
     
 
 
-npu_regs_cls = npu_regs_0x63821ca70b5a3ca77914df09d0d89e8ee38f060d434437cacf15c9d5d8f05cfc_cls
+npu_regs_cls = npu_regs_0x89f1679100ce2274a7710fe842f798a62c4c9b7dc308ddbc4c2e97053be8fbf3_cls
 
 if __name__ == '__main__':
     # dummy functions to demonstrate the class

@@ -2137,7 +2137,7 @@ class npu_regs_STATUS_0x84042ec301e560ed44bd4774d85de3c1f31f44ca0eefa833407e60c1
 
     
     
-class npu_regs_STATUS_PC_0x8031a153c99cd9631477fd475842c0b07d17149c6ce1011192e38be9f70d6f65_cls(RegReadOnly):
+class npu_regs_STATUS_PC_0x4403ae211cbd406e2248ed806cb99e5129ea134fc95be83e8dfffed06b72f7f0_cls(RegReadOnly):
     """
     Class to represent a register in the register model
 
@@ -2151,8 +2151,12 @@ class npu_regs_STATUS_PC_0x8031a153c99cd9631477fd475842c0b07d17149c6ce1011192e38
     +--------------+-------------------------------------------------------------------------+
     | Description  | .. raw:: html                                                           |
     |              |                                                                         |
-    |              |      <p>Index (0-based, in instructions) of the instruction the         |
-    |              |      dispatcher is at.</p>                                              |
+    |              |      <p>Index (0-based, in instructions) of the next instruction the    |
+    |              |      dispatcher takes. After DONE: END's index + 1. After an error the  |
+    |              |      dispatcher finds (decode errors, CMD_OVERRUN): the faulting index, |
+    |              |      = ERR_PC. After an engine error, ABORTED or WATCHDOG: how far      |
+    |              |      dispatch had got, between ERR_PC and CMD_LEN. 0 after DOORBELL and |
+    |              |      CTRL.SOFT_RESET.</p>                                               |
     +--------------+-------------------------------------------------------------------------+
     """
 
@@ -2243,7 +2247,7 @@ class npu_regs_STATUS_PC_0x8031a153c99cd9631477fd475842c0b07d17149c6ce1011192e38
         return "Dispatcher program counter"
     @property
     def rdl_desc(self) -> str:
-        return "Index (0-based, in instructions) of the instruction the dispatcher is at."
+        return "Index (0-based, in instructions) of the next instruction the dispatcher takes. After DONE: END\u0027s index + 1. After an error the dispatcher finds (decode errors, CMD_OVERRUN): the faulting index, = ERR_PC. After an engine error, ABORTED or WATCHDOG: how far dispatch had got, between ERR_PC and CMD_LEN. 0 after DOORBELL and CTRL.SOFT_RESET."
     
     
 
@@ -2258,7 +2262,7 @@ class npu_regs_STATUS_PC_0x8031a153c99cd9631477fd475842c0b07d17149c6ce1011192e38
 
     
     
-class npu_regs_CMD_BASE_0x1bd80e11f9de99cf86d3c9028876174256f4022053d9c199b8841d4caee0f41_cls(RegReadWrite):
+class npu_regs_CMD_BASE_0xe6a94dc8e289721b31351b761288024bc05d69d4ef774917ae05d1681d364da8_cls(RegReadWrite):
     """
     Class to represent a register in the register model
 
@@ -2272,9 +2276,10 @@ class npu_regs_CMD_BASE_0x1bd80e11f9de99cf86d3c9028876174256f4022053d9c199b8841d
     +--------------+-------------------------------------------------------------------------+
     | Description  | .. raw:: html                                                           |
     |              |                                                                         |
-    |              |      <p>Device byte address of the first instruction of the program.    |
-    |              |      Must be 32-byte aligned (one 256-bit instruction). Read at the     |
-    |              |      DOORBELL write.</p>                                                |
+    |              |      <p>Device byte address of the first instruction of the program,    |
+    |              |      32-byte aligned (one 256-bit instruction): bits [4:0] are ignored  |
+    |              |      by the fetch (they read back as written). Read at the DOORBELL     |
+    |              |      write.</p>                                                         |
     +--------------+-------------------------------------------------------------------------+
     """
 
@@ -2372,7 +2377,7 @@ class npu_regs_CMD_BASE_0x1bd80e11f9de99cf86d3c9028876174256f4022053d9c199b8841d
         return "Instruction stream base"
     @property
     def rdl_desc(self) -> str:
-        return "Device byte address of the first instruction of the program. Must be 32-byte aligned (one 256-bit instruction). Read at the DOORBELL write."
+        return "Device byte address of the first instruction of the program, 32-byte aligned (one 256-bit instruction): bits [4:0] are ignored by the fetch (they read back as written). Read at the DOORBELL write."
     
     
 
@@ -2993,7 +2998,7 @@ class npu_regs_IRQ_ENABLE_0x5ad5664f85a5c76d92dda5bbbf9e4c19e59bf223fed5e948583e
 
     
     
-class npu_regs_ERR_CODE_0xce35f2ecf7193a9be272f7a615bd9392509e797ac8fc29b3c1864b9ad7915729_cls(RegReadOnly):
+class npu_regs_ERR_CODE_0xe12e8af2ba265968f4e530b5b1f40d2cd0590b2f5d27dbd616249ac9adaf6794_cls(RegReadOnly):
     """
     Class to represent a register in the register model
 
@@ -3007,7 +3012,8 @@ class npu_regs_ERR_CODE_0xce35f2ecf7193a9be272f7a615bd9392509e797ac8fc29b3c1864b
     +--------------+-------------------------------------------------------------------------+
     | Description  | .. raw:: html                                                           |
     |              |                                                                         |
-    |              |      <p>Cause of the last error (valid while STATUS.ERROR is set).</p>  |
+    |              |      <p>Cause of the last error (valid while STATUS.ERROR is set).      |
+    |              |      Cleared by DOORBELL and CTRL.SOFT_RESET.</p>                       |
     +--------------+-------------------------------------------------------------------------+
     """
 
@@ -3105,7 +3111,7 @@ class npu_regs_ERR_CODE_0xce35f2ecf7193a9be272f7a615bd9392509e797ac8fc29b3c1864b
         return "Error code"
     @property
     def rdl_desc(self) -> str:
-        return "Cause of the last error (valid while STATUS.ERROR is set)."
+        return "Cause of the last error (valid while STATUS.ERROR is set). Cleared by DOORBELL and CTRL.SOFT_RESET."
     
     
 
@@ -3120,7 +3126,7 @@ class npu_regs_ERR_CODE_0xce35f2ecf7193a9be272f7a615bd9392509e797ac8fc29b3c1864b
 
     
     
-class npu_regs_ERR_ADDR_0xd1231135c416a97d7cbfd1f0329efb14beea160ce06928d6ecc946737b10c5cc_cls(RegReadOnly):
+class npu_regs_ERR_ADDR_0xd7ab8ecb2ed1ae8b7f91df5ef8b9e14eeb7055406c98b771248bb24600344823_cls(RegReadOnly):
     """
     Class to represent a register in the register model
 
@@ -3135,7 +3141,8 @@ class npu_regs_ERR_ADDR_0xd1231135c416a97d7cbfd1f0329efb14beea160ce06928d6ecc946
     | Description  | .. raw:: html                                                           |
     |              |                                                                         |
     |              |      <p>Device byte address of the faulting access for DMA_WINDOW and   |
-    |              |      DMA_BUS_ERROR; 0 for other errors.</p>                             |
+    |              |      DMA_BUS_ERROR; 0 for other errors. Cleared by DOORBELL and         |
+    |              |      CTRL.SOFT_RESET.</p>                                               |
     +--------------+-------------------------------------------------------------------------+
     """
 
@@ -3226,7 +3233,7 @@ class npu_regs_ERR_ADDR_0xd1231135c416a97d7cbfd1f0329efb14beea160ce06928d6ecc946
         return "Error address"
     @property
     def rdl_desc(self) -> str:
-        return "Device byte address of the faulting access for DMA_WINDOW and DMA_BUS_ERROR; 0 for other errors."
+        return "Device byte address of the faulting access for DMA_WINDOW and DMA_BUS_ERROR; 0 for other errors. Cleared by DOORBELL and CTRL.SOFT_RESET."
     
     
 
@@ -3241,7 +3248,7 @@ class npu_regs_ERR_ADDR_0xd1231135c416a97d7cbfd1f0329efb14beea160ce06928d6ecc946
 
     
     
-class npu_regs_ERR_PC_0x3f7c80010ac9e23a8fb4958d369d101b891150b2553bfe305c5bcaafe608cbee_cls(RegReadOnly):
+class npu_regs_ERR_PC_0xc96733b8e66ec11a6d67f626695fd55c0f816ac8da1faf863ba65b99efa9abc6_cls(RegReadOnly):
     """
     Class to represent a register in the register model
 
@@ -3256,7 +3263,8 @@ class npu_regs_ERR_PC_0x3f7c80010ac9e23a8fb4958d369d101b891150b2553bfe305c5bcaaf
     | Description  | .. raw:: html                                                           |
     |              |                                                                         |
     |              |      <p>Index (0-based, in instructions) of the instruction that caused |
-    |              |      the last error.</p>                                                |
+    |              |      the last error. Not defined for ABORTED and WATCHDOG, which no     |
+    |              |      instruction causes. Cleared by DOORBELL and CTRL.SOFT_RESET.</p>   |
     +--------------+-------------------------------------------------------------------------+
     """
 
@@ -3347,7 +3355,7 @@ class npu_regs_ERR_PC_0x3f7c80010ac9e23a8fb4958d369d101b891150b2553bfe305c5bcaaf
         return "Error program counter"
     @property
     def rdl_desc(self) -> str:
-        return "Index (0-based, in instructions) of the instruction that caused the last error."
+        return "Index (0-based, in instructions) of the instruction that caused the last error. Not defined for ABORTED and WATCHDOG, which no instruction causes. Cleared by DOORBELL and CTRL.SOFT_RESET."
     
     
 
