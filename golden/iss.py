@@ -11,12 +11,13 @@ happens-before relation, so race checking can run alongside.
 from __future__ import annotations
 
 from collections import deque
+from operator import gt
 from dataclasses import dataclass, field
 from typing import Mapping
 
 import numpy as np
 
-from presil.golden.arith import INT32_MAX, INT32_MIN, Q31_MIN, GoldenError, mbqm, wrap_int32
+from presil.golden.arith import INT32_MAX, Q31_MIN, GoldenError, mbqm, wrap_int32
 from presil.golden.cost import dispatch_cycles, instr_cycles, mac_cycles
 from presil.golden.device_errors import DataRace, DeviceError, ErrorCode, IsaError, ProgramDeadlock
 from presil.golden.footprint import check_static, dma_rows, sram_accesses
@@ -199,6 +200,31 @@ def _deadlock_message(instrs, queues, pushes, pop_starts, disp_pc, n) -> str:
     return "deadlock: " + "; ".join(lines)
 
 
+def _post_float_consts(bias, mult, ts, zp: int) -> tuple:
+    """POST in float64 (as golden.ops' conv requantisation): (c, e, amax_ok) with
+    y = acc * c + e, c = M * 2**-ts, e = bias * c + 0.5 + zp + 128.  While max |acc|
+    < amax_ok: |A| = |acc + bias| < 2**31 (no wrap) and |A|*M + 2**(ts-1) + 256 *
+    2**ts <= 2**52 per channel, so every step is exact (values are integers below
+    2**53 times 2**-ts), floor(y) = MBQM(A) before its int32 saturation + zp + 128,
+    and clamping y to [clamp_min + 128, clamp_max + 128] (inside the int32 range, so
+    the saturation changes nothing) then truncating to uint8 and flipping the top
+    bit gives the int8 result.  amax_ok = -inf disables the path (zp outside int8)."""
+    if not -128 <= zp <= 127:
+        return None, None, -np.inf
+    b = bias.astype(np.float64)
+    tsf = ts.astype(np.float64)
+    c = mult * np.exp2(-tsf)
+    e = b * c + (0.5 + zp + 128)
+    limit = 2.0**52 - np.exp2(tsf - 1) - 256 * np.exp2(tsf)
+    babs = float(np.abs(b).max(initial=0.0))
+    with np.errstate(divide="ignore"):
+        amax_ok = min(2.0**31, float(np.min(limit / mult, initial=np.inf))) - babs
+    return c, e, amax_ok
+
+
+_row_max = np.maximum.reduce  # ndarray.max without its Python wrapper (~50,000 calls per ResNet-50)
+
+
 class _Races:
     """Per SRAM word: last writer (engine, seq) and each engine's last reader
     seq; vector clocks carried by tokens and fences order instructions.
@@ -208,8 +234,10 @@ class _Races:
     = "not the last writer" / never written).  The original test on (engine w,
     seq s) of the last write, w >= 0 and w != e and s > vc[w], is then exactly
     "some engine e2 != e has lw[e2][word] > vc[e2]" (vc >= 0, so the zeros never
-    fire), which needs one max-reduction per engine over the word range and no
-    temporaries; the report (first such word in access order) is unchanged."""
+    fire).  Engine e's own row never fires either (its earlier seqs are below
+    vc[e], the current seq), so one max-reduction over all rows tests the whole
+    word range; the report (first such word in access order) is unchanged.
+    Vector clocks are lists of ints (cheaper than tiny arrays here)."""
 
     def __init__(self, depths: Mapping[str, int]):
         n = len(ENGINES)
@@ -227,7 +255,7 @@ class _Races:
     def _first(table, idx, vc, others):
         """(engine, seq, position) of the first word of idx with table[e2][word] > vc[e2]."""
         rows = np.stack([table[e2][idx] for e2 in others])
-        bad = rows > vc[others][:, None]
+        bad = rows > np.asarray(vc)[others][:, None]
         i = int(np.argmax(bad.any(axis=0)))
         j = int(np.argmax(bad[:, i]))
         return others[j], rows[j, i], i
@@ -239,26 +267,26 @@ class _Races:
         others = [e2 for e2 in range(len(ENGINES)) if e2 != e]
         for mem, write, idx in accesses:
             lw = self.lw[mem]
-            if any(lw[e2][idx].max(initial=0) > vc[e2] for e2 in others):
+            if any(map(gt, _row_max(lw[:, idx], axis=1, initial=0).tolist(), vc)):
                 w, s_, i = self._first(lw, idx, vc, others)
                 kind = "writes after" if write else "reads the write of"
                 raise self._race(pc, d.name, w, s_, mem, int(np.arange(self.lw[mem].shape[1])[idx][i]), kind,
                                  instrs)
             if write:
                 rd = self.rd_seq[mem]
+                last_read = _row_max(rd[:, idx], axis=1, initial=0).tolist()
                 for e2 in others:
-                    if rd[e2][idx].max(initial=0) > vc[e2]:
+                    if last_read[e2] > vc[e2]:
                         _, r, i = self._first(rd, idx, vc, [e2])
                         raise self._race(pc, d.name, e2, r, mem, int(np.arange(rd.shape[1])[idx][i]),
                                          "overwrites the read of", instrs)
         for mem, write, idx in accesses:
             if write:
                 lw = self.lw[mem]
-                for e2 in others:
-                    lw[e2][idx] = 0
-                lw[e][idx] = seq
+                lw[:, idx] = 0
+                lw[e, idx] = seq
             else:
-                self.rd_seq[mem][e][idx] = seq
+                self.rd_seq[mem][e, idx] = seq
 
 
 def _race_index(accesses) -> list:
@@ -278,6 +306,9 @@ def _e(name: str) -> int:
     return _ENGINE_RANK[ISA.by_name[name].engine]
 
 
+_ADD_FIELDS = ("a_zp", "b_zp", "a_mult", "a_shift", "b_mult", "b_shift", "out_mult", "out_shift", "out_zp",
+               "clamp_min", "clamp_max")
+
 _GATHER_FIELDS = ("in_addr", "in_h", "in_w", "in_cb", "cb_start", "cb_count", "k_h", "k_w",
                   "stride_h", "stride_w", "pad_t", "pad_l", "out_h", "out_w", "in_zp")
 
@@ -296,6 +327,37 @@ _GROUP_MAX = 64
 def _gather_key(f) -> tuple:
     """GEMMs with equal keys gather the same im2col matrix from the same ACT words."""
     return tuple(f[k] for k in _GATHER_FIELDS)
+
+
+def _gather_plan(f) -> tuple:
+    """Static part of a GEMM's im2col gather (fields only): (lo, hi, taps) with, per
+    kernel tap, (h0, h1, w0, w1, b0, b1, padded): the valid output pixels form the
+    rectangle [h0, h1) x [w0, w1) (h0 None: none), whose input pixels are evenly
+    spaced (stride), so the ACT words they read are a strided view from word b0 (b1:
+    the last pixel's first word) -- the same words as an index-array gather; padded:
+    some pixels of the tap are padding.  [lo, hi] bounds the ACT words read (-1, -2:
+    none, so never invalidated)."""
+    oh, ow = np.arange(f["out_h"]), np.arange(f["out_w"])
+    ncb = f["cb_count"]
+    lo, hi, taps = None, None, []
+    for kh in range(f["k_h"]):
+        ih = oh * f["stride_h"] + kh - f["pad_t"]
+        for kw in range(f["k_w"]):
+            iw = ow * f["stride_w"] + kw - f["pad_l"]
+            vh, vw = (ih >= 0) & (ih < f["in_h"]), (iw >= 0) & (iw < f["in_w"])
+            if not (vh.any() and vw.any()):
+                taps.append((None,) * 6 + (True,))
+                continue
+            h0, h1 = int(np.argmax(vh)), len(vh) - int(np.argmax(vh[::-1]))
+            w0, w1 = int(np.argmax(vw)), len(vw) - int(np.argmax(vw[::-1]))
+            b0 = f["in_addr"] + (int(ih[h0]) * f["in_w"] + int(iw[w0])) * f["in_cb"] + f["cb_start"]
+            b1 = f["in_addr"] + (int(ih[h1 - 1]) * f["in_w"] + int(iw[w1 - 1])) * f["in_cb"] + f["cb_start"]
+            lo = b0 if lo is None else min(lo, b0)
+            hi = b1 + ncb - 1 if hi is None else max(hi, b1 + ncb - 1)
+            taps.append((h0, h1, w0, w1, b0, b1, h1 - h0 < len(vh) or w1 - w0 < len(vw)))
+    if lo is None:
+        lo, hi = -1, -2
+    return lo, hi, taps
 
 
 def _gemm_groups(instrs, order, rows: int, cols: int) -> dict[int, list]:
@@ -338,8 +400,21 @@ def _gemm_groups(instrs, order, rows: int, cols: int) -> dict[int, list]:
 class _Machine:
     """SRAMs and the DMA window; executes one decoded instruction at a time."""
 
-    def __init__(self, rows, cols, depths, window: np.ndarray, gemm_groups: Mapping[int, list] | None = None):
+    def __init__(self, rows, cols, depths, window: np.ndarray, gemm_groups: Mapping[int, list] | None = None,
+                 dma_plans: dict | None = None, post_plans: dict | None = None, add_tables: dict | None = None,
+                 gather_plans: dict | None = None):
         self.rows, self.cols = rows, cols
+        # pc -> the static part of a LOAD/STORE's transfer (see _dma_views); kept by
+        # the caller across runs of the same program.
+        self._dma = {} if dma_plans is None else dma_plans
+        # POST's constants (bias, M, shift, M valid, total shift, rounding constant
+        # with out_zp folded in) keyed by the bytes of the three PAR words and out_zp:
+        # derived from those alone, so they can be kept across runs too.
+        self._post_plan = {} if post_plans is None else post_plans
+        # ADD's output tables (see _add) keyed by its parameter fields; kept likewise.
+        self._add_tables = {} if add_tables is None else add_tables
+        self._gather_plans = {} if gather_plans is None else gather_plans  # _gather_key -> _gather_plan
+        self._ops: dict[str, object] = {}  # instruction name -> bound method
         # GEMM batching (speed only): gemm_groups[pc] lists the later GEMMs (in
         # execution order) that gather the same ACT tile as GEMM pc; its x @ W runs
         # once over all their weight slabs side by side (one wide matmul instead of
@@ -354,10 +429,6 @@ class _Machine:
         # the race checker see the same ACC as before.
         self._groups = gemm_groups or {}
         self._prod: dict[int, tuple[int, int, int, int, np.ndarray]] = {}
-        # POST's per-PAR-address constants (bias, M, shift, M valid, total shift,
-        # rounding constant), derived from the PAR words alone and dropped whenever a
-        # LOAD writes PAR, so they always equal what the current words give.
-        self._post_plan: dict[int, tuple] = {}
         self.act = np.zeros((depths["ACT"], rows), np.int8)
         self.wgt = np.zeros((depths["WGT"], cols), np.int8)
         self.par = np.zeros((depths["PAR"], cols), np.int64)
@@ -370,17 +441,34 @@ class _Machine:
         # hit always equals a fresh gather.  LRU, bounded in bytes.
         self._xcache: dict[tuple, tuple[int, int, np.ndarray]] = {}
         self._xcache_bytes = 0
+        # Covers the ACT words read by every cached gather and waiting product (maybe
+        # more): writes outside it invalidate nothing.  Empty while lo > hi.
+        self._act_lo, self._act_hi = 0, -1
 
     _XCACHE_MAX_BYTES = 256 << 20
 
     def _act_written(self, lo: int, hi: int) -> None:
         """ACT words [lo, hi] changed: forget every gather and waiting GEMM
         product that read one of them."""
+        if hi < self._act_lo or lo > self._act_hi:
+            return
         for k in [k for k, (a, b, _) in self._xcache.items() if a <= hi and lo <= b]:
             self._xcache_bytes -= self._xcache.pop(k)[2].nbytes
         if self._prod:
             for k in [k for k, v in self._prod.items() if v[0] <= hi and lo <= v[1]]:
                 del self._prod[k]
+        self._act_lo, self._act_hi = 0, -1
+        for a, b in [v[:2] for v in self._xcache.values()] + [v[:2] for v in self._prod.values()]:
+            self._act_reads(a, b)
+
+    def _act_reads(self, lo: int, hi: int) -> None:
+        """A gather or waiting product now depends on ACT words [lo, hi]."""
+        if lo > hi:
+            return
+        if self._act_lo > self._act_hi:
+            self._act_lo, self._act_hi = lo, hi
+        else:
+            self._act_lo, self._act_hi = min(self._act_lo, lo), max(self._act_hi, hi)
 
     def _wgt_written(self, lo: int, hi: int) -> None:
         """WGT words [lo, hi] changed: forget every waiting product that read one."""
@@ -407,7 +495,10 @@ class _Machine:
         return bidx, widx
 
     def execute(self, pc: int, d: DecodedInstr) -> None:
-        getattr(self, "_" + d.name.lower())(pc, d, d.fields)
+        op = self._ops.get(d.name)
+        if op is None:
+            op = self._ops[d.name] = getattr(self, "_" + d.name.lower())
+        op(pc, d, d.fields)
 
     def _dma_views(self, pc, d, mem: np.ndarray):
         """(DRAM rows [y, row_bytes], SRAM rows [y, x_words, word]) as strided views,
@@ -415,19 +506,23 @@ class _Machine:
         then the index-array path keeps the original (last-write-wins) semantics.
         For non-overlapping rows a view addresses exactly the elements of
         _dma_index's index arrays, in the same order."""
-        f = d.fields
-        r = dma_rows(d, self.rows, self.cols)
-        if r.end > self.win.size or r.count < 1:
+        plan = self._dma.get(pc)
+        if plan is None:  # static: the fields and ROWS/COLS only
+            f = d.fields
+            r = dma_rows(d, self.rows, self.cols)
+            n, xw, sa, ss = r.count, f["x_words"], f["sram_addr"], f["sram_stride"]
+            ok = n >= 1 and not (n > 1 and (r.stride < r.row_bytes or ss < xw))
+            plan = self._dma[pc] = (ok, r, xw, sa, ss, sa + ss * (n - 1) + xw)
+        ok, r, xw, sa, ss, sram_end = plan
+        if not ok or r.end > self.win.size:
             return None
-        n, xw = r.count, f["x_words"]
-        if n > 1 and (r.stride < r.row_bytes or f["sram_stride"] < xw):
-            return None
-        if f["sram_addr"] + f["sram_stride"] * (n - 1) + xw > mem.shape[0]:
+        if sram_end > mem.shape[0]:
             return None  # (check_static rejects it; keep numpy's own error path)
-        win = np.lib.stride_tricks.as_strided(self.win[r.offset:], (n, r.row_bytes), (r.stride, 1))
-        m = mem[f["sram_addr"]:]
-        sram = np.lib.stride_tricks.as_strided(m, (n, xw, mem.shape[1]),
-                                               (m.strides[0] * f["sram_stride"], m.strides[0], m.strides[1]))
+        # Views built directly on the buffers (as_strided's generic path costs ~4 us).
+        win = np.ndarray((r.count, r.row_bytes), np.uint8, buffer=self.win, offset=r.offset, strides=(r.stride, 1))
+        ws = mem.strides[0]
+        sram = np.ndarray((r.count, xw, mem.shape[1]), mem.dtype, buffer=mem, offset=sa * ws,
+                          strides=(ws * ss, ws, mem.strides[1]))
         return win, sram
 
     def _load(self, pc, d, f):
@@ -459,8 +554,6 @@ class _Machine:
             return
         if mem_name == "ACT":
             self._act_written(lo, hi)
-        elif mem_name == "PAR":
-            self._post_plan.clear()
         elif mem_name == "WGT":
             self._wgt_written(lo, hi)
 
@@ -485,44 +578,32 @@ class _Machine:
         if hit is not None:
             self._xcache[key] = hit  # most recently used last
             return hit
-        rows = self.rows
-        oh, ow = np.arange(f["out_h"]), np.arange(f["out_w"])
-        ncb, taps = f["cb_count"], f["k_h"] * f["k_w"]
-        x = np.empty((f["out_h"], f["out_w"], taps, ncb, rows), np.float32)
-        lo, hi = None, None
-        for kh in range(f["k_h"]):
-            ih = oh * f["stride_h"] + kh - f["pad_t"]
-            for kw in range(f["k_w"]):
-                iw = ow * f["stride_w"] + kw - f["pad_l"]
-                vh, vw = (ih >= 0) & (ih < f["in_h"]), (iw >= 0) & (iw < f["in_w"])
-                t = kh * f["k_w"] + kw
-                if not (vh.any() and vw.any()):
-                    x[:, :, t] = f["in_zp"]
-                    continue
-                # Valid pixels form a rectangle [h0, h1) x [w0, w1) of output pixels whose
-                # input pixels are evenly spaced (stride), so the ACT words they read are
-                # a strided view: same words as the index-array gather, no index arrays.
-                h0, h1 = int(np.argmax(vh)), len(vh) - int(np.argmax(vh[::-1]))
-                w0, w1 = int(np.argmax(vw)), len(vw) - int(np.argmax(vw[::-1]))
-                b0 = f["in_addr"] + (int(ih[h0]) * f["in_w"] + int(iw[w0])) * f["in_cb"] + f["cb_start"]
-                b1 = f["in_addr"] + (int(ih[h1 - 1]) * f["in_w"] + int(iw[w1 - 1])) * f["in_cb"] + f["cb_start"]
-                lo = b0 if lo is None else min(lo, b0)
-                hi = b1 + ncb - 1 if hi is None else max(hi, b1 + ncb - 1)
-                if b1 + ncb > self.act.shape[0]:  # past the SRAM (check_static stops it first)
-                    self.act[np.arange(b1, b1 + ncb)]  # raises IndexError like the index-array gather
-                a = self.act[b0:]
-                words = np.lib.stride_tricks.as_strided(
-                    a, (h1 - h0, w1 - w0, ncb, rows),
-                    (a.strides[0] * f["stride_h"] * f["in_w"] * f["in_cb"],
-                     a.strides[0] * f["stride_w"] * f["in_cb"], a.strides[0], a.strides[1]))
-                xt = x[:, :, t]
-                if h1 - h0 < len(vh) or w1 - w0 < len(vw):
-                    xt[...] = f["in_zp"]  # padded pixels
-                xt[h0:h1, w0:w1] = words
-        x = x.reshape(f["out_h"] * f["out_w"], taps * ncb * rows)
-        if lo is None:  # every pixel padded: reads no ACT word, never invalidated
-            lo, hi = -1, -2
+        plan = self._gather_plans.get(key)
+        if plan is None:
+            plan = self._gather_plans[key] = _gather_plan(f)
+        lo, hi, taps = plan
+        rows, ncb, zp = self.rows, f["cb_count"], f["in_zp"]
+        x = np.empty((f["out_h"], f["out_w"], len(taps), ncb, rows), np.float32)
+        ws = self.act.strides[0]
+        for t, (h0, h1, w0, w1, b0, b1, padded) in enumerate(taps):
+            xt = x[:, :, t]
+            if h0 is None:  # every pixel of this tap is padding
+                xt[...] = zp
+                continue
+            if b1 + ncb > self.act.shape[0]:  # past the SRAM (check_static stops it first)
+                self.act[np.arange(b1, b1 + ncb)]  # raises IndexError like the index-array gather
+            words = np.ndarray((h1 - h0, w1 - w0, ncb, rows), np.int8, buffer=self.act, offset=b0 * ws,
+                               strides=(ws * f["stride_h"] * f["in_w"] * f["in_cb"],
+                                        ws * f["stride_w"] * f["in_cb"], ws, self.act.strides[1]))
+            if padded:  # the padded pixels: the border around the valid rectangle
+                xt[:h0] = zp
+                xt[h1:] = zp
+                xt[h0:h1, :w0] = zp
+                xt[h0:h1, w1:] = zp
+            xt[h0:h1, w0:w1] = words
+        x = x.reshape(f["out_h"] * f["out_w"], len(taps) * ncb * rows)
         self._xcache[key] = hit = (lo, hi, x)
+        self._act_reads(lo, hi)
         self._xcache_bytes += x.nbytes
         while self._xcache_bytes > self._XCACHE_MAX_BYTES and len(self._xcache) > 1:
             self._xcache_bytes -= self._xcache.pop(next(iter(self._xcache)))[2].nbytes
@@ -556,6 +637,7 @@ class _Machine:
         for i, (q, g) in enumerate(group[1:], 1):
             self._prod[q] = (lo, hi, g["wgt_addr"], g["wgt_addr"] + k - 1,
                              out[:, i * self.cols:(i + 1) * self.cols])
+        self._act_reads(lo, hi)
         return out[:, :self.cols]
 
     def _gemm(self, pc, d, f):
@@ -584,38 +666,55 @@ class _Machine:
         if self.rows != self.cols:
             raise NotImplementedError("POST on a non-square array: isa.toml does not say how COLS outputs fill "
                                       "a ROWS-byte ACT word")
-        pa = f["par_addr"]
-        plan = self._post_plan.get(pa)
+        pa, zp = f["par_addr"], f["out_zp"]
+        words = self.par[pa: pa + 3]
+        key = (words.tobytes(), zp)
+        plan = self._post_plan.get(key)
         if plan is None:
-            bias, mult, shift = self.par[pa: pa + 3]
+            bias, mult, shift = words
             if shift.min() < -31 or shift.max() > 30:
                 raise DeviceError(ErrorCode.BAD_FIELD, pc, f"POST: PAR word {pa + 2} has a shift "
                                                            "outside [-31, 30]")
-            ok = bool(((mult == 0) | ((mult >= Q31_MIN) & (mult <= INT32_MAX))).all())
+            # PAR words are int32, so M <= INT32_MAX always holds.
+            ok = bool(mult.min() >= Q31_MIN or ((mult == 0) | ((mult >= Q31_MIN) & (mult <= INT32_MAX))).all())
             ts = 31 - shift
-            # Copies: the plan must not change with PAR (and is dropped on any PAR write).
-            plan = (bias.copy(), mult.copy(), shift.copy(), ok, ts, np.int64(1) << (ts - 1))
-            self._post_plan[pa] = plan
-        bias, mult, shift, ok, ts, rnd = plan
-        # The same arithmetic as mbqm (requantize_raw) inlined, without its per-call
-        # dtype/plan overhead (~4,000 POSTs per ResNet-50): same multiplier check
-        # and error, then r = (x*M + 2**(ts-1)) >> ts in int64 (|x*M| < 2**62).
-        # Its int32 saturation is dropped: the clamp below to [clamp_min - out_zp,
-        # clamp_max - out_zp] lies inside [INT32_MIN, INT32_MAX] (|bounds| <= 255), so
-        # saturate-then-clamp equals clamp; adding out_zp after the clamp equals
-        # clamping after adding it.  Bounds outside int8 (bad fields) take the old path.
+            rnd = np.int64(1) << (ts - 1)
+            # out_zp folded into the rounding constant: (v + zp * 2**ts) >> ts ==
+            # (v >> ts) + zp; with |v| < 2**62 + 2**52 it cannot overflow int64 while
+            # ts <= 53 and |zp| <= 128.
+            rnd_zp = rnd + zp * (rnd << 1) if -128 <= zp <= 127 and ts.max() <= 53 else None
+            # Copies: the plan must not change with PAR.
+            plan = (bias.copy(), mult.copy(), shift.copy(), ok, ts, rnd_zp, _post_float_consts(bias, mult, ts, zp))
+            if len(self._post_plan) >= _POST_PLANS_MAX:
+                self._post_plan.clear()
+            self._post_plan[key] = plan
+        bias, mult, shift, ok, ts, rnd_zp, (c, e, amax_ok) = plan
+        # The float64 path (_post_float_consts) while max |acc| allows it, else the
+        # same arithmetic as mbqm (requantize_raw) inlined, without its per-call
+        # dtype/plan overhead (~5,000 POSTs per ResNet-50): same multiplier check
+        # and error, then r + zp = (x*M + 2**(ts-1) + zp * 2**ts) >> ts in int64
+        # (|x*M| < 2**62).  Its int32 saturation is dropped: the clamp below to
+        # [clamp_min, clamp_max] lies far inside the int32 range, so saturating r
+        # before adding zp and clamping changes nothing.  Bounds outside int8 (bad
+        # fields) and very large total shifts take the general path.
         if not ok:
             raise DeviceError(ErrorCode.BAD_FIELD, pc, f"{d.name}: multiplier must be 0 or in [2**30, 2**31 - 1]")
-        zp, cmin, cmax = f["out_zp"], f["clamp_min"], f["clamp_max"]
+        cmin, cmax = f["clamp_min"], f["clamp_max"]
         acc = self.acc[f["acc_addr"]: f["acc_addr"] + f["count"]]
-        if -128 <= cmin <= cmax <= 127 and -128 <= zp <= 127:
-            x = (acc + bias).astype(np.int32).astype(np.int64)  # wrap_int32(acc + bias)
-            x *= mult
-            x += rnd
-            x >>= ts
-            np.clip(x, cmin - zp, cmax - zp, out=x)
-            x += zp
-            out = x.astype(np.int8)
+        if -128 <= cmin <= cmax <= 127 and acc.size and max(int(acc.max()), -int(acc.min())) < amax_ok:
+            y = acc.astype(np.float64)  # see _post_float_consts
+            y *= c
+            y += e
+            np.clip(y, cmin + 128, cmax + 128, out=y)
+            out = y.astype(np.uint8)
+            out ^= 0x80
+            out = out.view(np.int8)
+        elif rnd_zp is not None and -128 <= cmin <= cmax <= 127:
+            out = np.multiply((acc + bias).astype(np.int32), mult)  # wrap_int32(acc + bias) * M, int64
+            out += rnd_zp
+            out >>= ts
+            np.minimum(out, cmax, out=out)
+            np.maximum(out, cmin, out=out)  # within int8: the stores below cast exactly
         else:
             v = self._requant(pc, d, wrap_int32(acc + bias), mult, shift) + zp
             out = np.clip(v, cmin, cmax).astype(np.int8)
@@ -628,14 +727,32 @@ class _Machine:
             self._act_written(min(a0, a0 + st * (n - 1)), max(a0, a0 + st * (n - 1)))
 
     def _add(self, pc, d, f):
-        sl = lambda k: self.act[f[k]: f[k] + f["count"]].astype(np.int64)  # noqa: E731
+        # The output is a function of the two input bytes only: look it up in a table
+        # of the formula evaluated (by the same code, raising the same errors) for
+        # all 256 x 256 pairs, kept per parameter set.
+        key = tuple(f[k] for k in _ADD_FIELDS)
+        table = self._add_tables.get(key)
+        if table is None:
+            v = np.arange(256, dtype=np.uint8).view(np.int8)  # byte -> int8 value
+            table = self._add_values(pc, d, f, np.repeat(v, 256), np.tile(v, 256))
+            if len(self._add_tables) >= _ADD_TABLES_MAX:
+                self._add_tables.clear()
+            self._add_tables[key] = table
+        n = f["count"]
+        a, b = self.act[f["a_addr"]: f["a_addr"] + n], self.act[f["b_addr"]: f["b_addr"] + n]
+        idx = np.left_shift(a.view(np.uint8), 8, dtype=np.intp)
+        idx |= b.view(np.uint8)
+        self.act[f["out_addr"]: f["out_addr"] + n] = table[idx]
+        self._act_written(f["out_addr"], f["out_addr"] + n - 1)
+
+    def _add_values(self, pc, d, f, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """ADD of int8 arrays a and b, as int8."""
         ls = int(ISA.constants["add_left_shift"])
-        sa = self._requant(pc, d, (sl("a_addr") - f["a_zp"]) << ls, f["a_mult"], f["a_shift"])
-        sb = self._requant(pc, d, (sl("b_addr") - f["b_zp"]) << ls, f["b_mult"], f["b_shift"])
+        sa = self._requant(pc, d, (a.astype(np.int64) - f["a_zp"]) << ls, f["a_mult"], f["a_shift"])
+        sb = self._requant(pc, d, (b.astype(np.int64) - f["b_zp"]) << ls, f["b_mult"], f["b_shift"])
         # The sum wraps like a 32-bit adder (only reachable with out-of-contract multipliers).
         v = self._requant(pc, d, wrap_int32(sa + sb), f["out_mult"], f["out_shift"]) + f["out_zp"]
-        self.act[f["out_addr"]: f["out_addr"] + f["count"]] = np.clip(v, f["clamp_min"], f["clamp_max"])
-        self._act_written(f["out_addr"], f["out_addr"] + f["count"] - 1)
+        return np.clip(v, f["clamp_min"], f["clamp_max"]).astype(np.int8)
 
     def _pool(self, pc, d, f):
         oh, ow, cb = np.arange(f["out_h"]), np.arange(f["out_w"]), np.arange(f["in_cb"])
@@ -749,9 +866,16 @@ class _ProgramMemo:
     groups: dict | None = None  # _gemm_groups plan, built on first execution
     # pc -> the race checker's word indices (static per instruction; see _race_index)
     race_idx: dict = field(default_factory=dict)
+    dma: dict = field(default_factory=dict)  # _Machine's LOAD/STORE plans
+    post: dict = field(default_factory=dict)  # _Machine's POST plans
+    add: dict = field(default_factory=dict)  # _Machine's ADD tables
+    gather: dict = field(default_factory=dict)  # _Machine's GEMM gather plans
+    stats: tuple | None = None  # (schedule in pc order, engine busy cycles, MAC cycles)
 
 
 _PROGRAM_MEMO: dict[tuple, _ProgramMemo] = {}
+_POST_PLANS_MAX = 1 << 16  # per program memo
+_ADD_TABLES_MAX = 256  # 64 KiB each, per program memo
 _PROGRAM_MEMO_SIZE = 8
 
 
@@ -804,55 +928,84 @@ def execute(instructions, window: np.ndarray, rows: int, cols: int, depths: Mapp
 
     if memo.groups is None:
         memo.groups = _gemm_groups(instrs, order, rows, cols)
-    machine = _Machine(rows, cols, hw, win, memo.groups)
+    machine = _Machine(rows, cols, hw, win, memo.groups, memo.dma, memo.post, memo.add, memo.gather)
     races = _Races(hw) if check_races else None
-    vcs: dict[int, np.ndarray] = {}
-    fence_vc: dict[int, np.ndarray] = {}
+    vcs: dict[int, list] = {}
+    fence_vc: dict[int, list] = {}
+    # Max of vcs over pcs [0, pre_upto) while every engine instruction there has
+    # run: extended fence by fence instead of rescanning all of vcs at each FENCE.
+    pre_vc, pre_upto = None, 0
+
+    def fence_clock(f: int, vc: list) -> list:
+        """Max of the clocks of the instructions before FENCE f, or vc if none."""
+        nonlocal pre_vc, pre_upto
+        if pre_upto <= f:
+            m = pre_vc
+            for q in range(pre_upto, f):
+                v = vcs.get(q)
+                if v is None:
+                    if sched.entries[q].engine in ENGINES:
+                        break  # not run yet (not seen with real schedules): scan all below
+                    continue
+                m = v if m is None else list(map(max, m, v))
+            else:
+                pre_vc, pre_upto = m, f
+                return list(m if m is not None else vc)
+        below = [v for q, v in vcs.items() if q < f]
+        return [max(c) for c in zip(*below)] if below else list(vc)
     last_on = {e: None for e in ENGINES}
     seqs = dict.fromkeys(ENGINES, 0)
-    for ent in order:
-        if sched.error is not None and ent.start >= sched.error_time:
-            break
-        pc = ent.pc
-        d = instrs[pc]
-        if not statically_ok:
-            try:
-                check_static(d, rows, cols, hw)
-            except IsaError as e:
-                raise DeviceError(e.code, pc, str(e)) from None
-        # The access lists only feed the race checker and the capture.
-        need = captured is not None or (races is not None and pc not in memo.race_idx)
-        accesses = sram_accesses(d, rows, cols) if need else None
-        if races is not None:
-            e_i = _ENGINE_RANK[ent.engine]
-            seqs[ent.engine] += 1
-            vc = np.zeros(len(ENGINES), np.int64)
-            if last_on[ent.engine] is not None:
-                vc = vcs[last_on[ent.engine]].copy()
-            for p in sched.producers.get(pc, []):
-                vc = np.maximum(vc, vcs[p])
-            f = sched.fence_before.get(pc, -1)
-            if f >= 0:
-                if f not in fence_vc:
-                    fence_vc[f] = np.max([v for q, v in vcs.items() if q < f] or [vc], axis=0)
-                vc = np.maximum(vc, fence_vc[f])
-            vc[e_i] = seqs[ent.engine]
-            vcs[pc] = vc
-            last_on[ent.engine] = pc
-            ridx = memo.race_idx.get(pc)
-            if ridx is None:
-                ridx = memo.race_idx[pc] = _race_index(accesses)
-            races.access(pc, d, e_i, seqs[ent.engine], vc, ridx, instrs)
-        machine.execute(pc, d)
-        if captured is not None:
-            captured.append(_capture(ent, d, machine, accesses))
+    if races is None and captured is None and statically_ok and sched.error is None:
+        # The common case (a checked program, no race checker, no capture): only execute.
+        for ent in order:
+            machine.execute(ent.pc, instrs[ent.pc])
+    else:
+        for ent in order:
+            if sched.error is not None and ent.start >= sched.error_time:
+                break
+            pc = ent.pc
+            d = instrs[pc]
+            if not statically_ok:
+                try:
+                    check_static(d, rows, cols, hw)
+                except IsaError as e:
+                    raise DeviceError(e.code, pc, str(e)) from None
+            # The access lists only feed the race checker and the capture.
+            need = captured is not None or (races is not None and pc not in memo.race_idx)
+            accesses = sram_accesses(d, rows, cols) if need else None
+            if races is not None:
+                e_i = _ENGINE_RANK[ent.engine]
+                seqs[ent.engine] += 1
+                vc = [0] * len(ENGINES)
+                if last_on[ent.engine] is not None:
+                    vc = list(vcs[last_on[ent.engine]])
+                for p in sched.producers.get(pc, []):
+                    vc = list(map(max, vc, vcs[p]))
+                f = sched.fence_before.get(pc, -1)
+                if f >= 0:
+                    if f not in fence_vc:
+                        fence_vc[f] = fence_clock(f, vc)
+                    vc = list(map(max, vc, fence_vc[f]))
+                vc[e_i] = seqs[ent.engine]
+                vcs[pc] = vc
+                last_on[ent.engine] = pc
+                ridx = memo.race_idx.get(pc)
+                if ridx is None:
+                    ridx = memo.race_idx[pc] = _race_index(accesses)
+                races.access(pc, d, e_i, seqs[ent.engine], vc, ridx, instrs)
+            machine.execute(pc, d)
+            if captured is not None:
+                captured.append(_capture(ent, d, machine, accesses))
     if sched.error is not None:
         raise sched.error
     memo.checked.add(hw_key)  # every instruction passed check_static with these depths
-    entries = [sched.entries[pc] for pc in range(len(instrs))]
-    busy = {e: sum(x.end - x.start for x in entries if x.engine == e) for e in ENGINES}
-    return ExecResult(cycles=sched.end_time, engine_busy=busy, mac_active=sum(mac_cycles(d) for d in instrs),
-                      schedule=entries, dma_bytes_read=machine.bytes_read,
+    if memo.stats is None:
+        entries = [sched.entries[pc] for pc in range(len(instrs))]
+        busy = {e: sum(x.end - x.start for x in entries if x.engine == e) for e in ENGINES}
+        memo.stats = (entries, busy, sum(mac_cycles(d) for d in instrs))
+    entries, busy, mac_active = memo.stats
+    return ExecResult(cycles=sched.end_time, engine_busy=dict(busy), mac_active=mac_active,
+                      schedule=list(entries), dma_bytes_read=machine.bytes_read,
                       dma_bytes_written=machine.bytes_written, captures=captured)
 
 

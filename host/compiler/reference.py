@@ -13,6 +13,7 @@ one LSB are therefore expected; more than one in a layer is a bug.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,6 +62,18 @@ def _run_npu_node(g: ir.Graph, n: ir.Node, v: dict[str, np.ndarray]) -> np.ndarr
     raise TypeError(f"no golden op for {n.op}")
 
 
+# One HostRunner per graph, so repeated runs reuse its onnxruntime sessions
+# (building them costs more than running them).
+_HOST_RUNNERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _host_runner(graph: ir.Graph) -> HostRunner:
+    r = _HOST_RUNNERS.get(graph)
+    if r is None:
+        r = _HOST_RUNNERS[graph] = HostRunner(graph)
+    return r
+
+
 def run_ir(graph: ir.Graph, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Execute the IR; inputs keyed by IR input name (int8 NHWC, see
     Graph.quantize_inputs).  Returns every tensor (inputs included) in
@@ -72,7 +85,7 @@ def run_ir(graph: ir.Graph, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarr
         if a.shape != t.shape:
             raise ValueError(f"input {name}: shape {a.shape}, expected {t.shape}")
         values[name] = a.astype(np.int8) if t.quant else a.astype(np.float32)
-    host = HostRunner(graph)
+    host = _host_runner(graph)
     for n in graph.nodes:
         if n.device == "host":
             values.update(host.run(n, values))
@@ -86,7 +99,7 @@ def run_ir_isolated(graph: ir.Graph, ref_values: dict[str, np.ndarray]) -> dict[
     separates a layer's own error from error propagated (and amplified by
     scale ratios > 1) from upstream.  Nodes whose inputs ref_values lacks are
     skipped."""
-    host = HostRunner(graph)
+    host = _host_runner(graph)
     out: dict[str, np.ndarray] = {}
     for n in graph.nodes:
         if not all(i in ref_values for i in n.inputs):

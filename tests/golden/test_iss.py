@@ -358,3 +358,63 @@ def test_layout_helpers():
     assert (tiles[:, 4:, :] == 0).all() and (tiles[:, :, 8:] == 0).all()  # channel padding
     par = pack_post_params([1, -2], [3, 4], [-5, 6], C).view("<i4").reshape(1, 3, 16)
     assert par[0, :, 1].tolist() == [-2, 4, 6] and (par[0, :, 2:] == 0).all()
+
+
+# ------------------------------------------------------------ POST / ADD fast paths vs plain int64
+
+def _ref_mbqm(x, m, s):
+    ts = 31 - np.asarray(s, np.int64)
+    r = (x * np.asarray(m, np.int64) + np.left_shift(np.int64(1), ts - 1)) >> ts
+    return np.clip(r, -(2**31), 2**31 - 1)
+
+
+@pytest.mark.parametrize("case", ["float", "wrap", "large_shift", "clamp"])
+def test_post_paths_match_int64_reference(case):
+    """POST's float64 path, its int64 path (acc + bias wraps int32) and the general
+    path (total shift > 53), against wrap32 + single-rounding MBQM in plain int64."""
+    r = np.random.default_rng(["float", "wrap", "large_shift", "clamp"].index(case))
+    x, w = i8(1, 6, 6, 40), i8(24, 3, 3, 40)
+    m = r.choice([2**30, 2**31 - 1], 24) if case != "float" else r.integers(2**30, 2**31, 24)
+    s = np.full(24, -9)
+    s[::3] = -8
+    if case == "large_shift":  # total shifts 56..62: out_zp * 2**ts no longer fits the int64 rounding term
+        s = r.integers(-31, -24, 24)
+    bias = r.integers(-2**20, 2**20, 24)
+    if case in ("wrap", "large_shift"):
+        bias[::2] = np.where(np.arange(12) % 2, 2**31 - 1 - r.integers(0, 2**16, 12), -(2**31) + r.integers(0, 2**16, 12))
+    bias = bias.astype(np.int32)
+    act = (-20, 90) if case == "clamp" else (-128, 127)
+    zp = 127 if case == "large_shift" else 7
+    p = conv_program(x.shape, w, bias, m, s, x_zp=0, out_zp=zp, stride=(1, 1), pads=(0, 0, 0, 0), act=act)
+    acc = np.einsum("nhwcij,oijc->nhwo", np.lib.stride_tricks.sliding_window_view(
+        x.astype(np.int64), (3, 3), axis=(1, 2)), w.astype(np.int64))
+    a = (acc + bias - -(2**31)) % 2**32 - 2**31
+    ref = np.clip(_ref_mbqm(a, m, s) + zp, *act).astype(np.int8)
+    np.testing.assert_array_equal(run(p, {"x": x}).outputs["y"], ref)
+
+
+@pytest.mark.parametrize("params", [(2**31 - 1, -1, 2**31 - 1, -1, 2**31 - 1, 0),   # the sum wraps int32
+                                    (2**30, 0, 2**31 - 1, 0, 2**30, 5),            # saturating terms
+                                    (0, 0, 2**30, -3, 2**31 - 1, -20)])
+def test_add_table_matches_int64_reference(params):
+    """ADD (a 256 x 256 table per parameter set) on every input pair, with
+    out-of-contract multipliers: saturation and the 32-bit wrap of the sum."""
+    v = np.arange(256, dtype=np.uint8).view(np.int8)
+    shape = (1, 64, 64, 16)
+    a, bb = np.repeat(v, 256).reshape(shape), np.tile(v, 256).reshape(shape)
+    am, ash, bm, bsh, om, osh = params
+    b = ProgramBuilder(R, C)
+    ta, tb = b.tensor("a", "input", shape, 0.05, 3), b.tensor("b", "input", shape, 0.08, -4)
+    ty = b.tensor("y", "output", shape, 0.1, 2)
+    words = 64 * 64
+    b.load(mem="ACT", dram_offset=ta.dram_offset, y_count=1, x_words=words)
+    b.load(mem="ACT", dram_offset=tb.dram_offset, sram_addr=words, y_count=1, x_words=words, push_next=True)
+    b.add(a_addr=0, b_addr=words, out_addr=words, count=words, a_zp=3, b_zp=-4, out_zp=2, clamp_min=-100,
+          clamp_max=120, a_mult=am, a_shift=ash, b_mult=bm, b_shift=bsh, out_mult=om, out_shift=osh,
+          pop_prev=True, push_next=True)
+    b.store(mem=0, dram_offset=ty.dram_offset, sram_addr=words, y_count=1, x_words=words, pop_prev=True)
+    b.end()
+    sa = _ref_mbqm((a.astype(np.int64) - 3) << 20, am, ash)
+    sb = _ref_mbqm((bb.astype(np.int64) + 4) << 20, bm, bsh)
+    ref = np.clip(_ref_mbqm((sa + sb + 2**31) % 2**32 - 2**31, om, osh) + 2, -100, 120).astype(np.int8)
+    np.testing.assert_array_equal(run(b.build(), {"a": a, "b": bb}).outputs["y"], ref)
