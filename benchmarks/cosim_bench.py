@@ -96,18 +96,11 @@ def conv_layer_harness() -> dict:
 
 
 def conv_layer_cocotb() -> dict:
-    """The cocotb test of the same layer (the cached build of tests/rtl/test_top.py)."""
-    import importlib.util
-
+    """The cocotb test of the same layer (the cached npu_tb_top build)."""
+    from presil.tb.npu_tb_top import top_build
     from presil.tb.runner import run
 
-    # tests/rtl/test_top.py holds the one definition of the npu_tb_top build
-    # (sources, .vlt files, arguments), so this shares its cached build.
-    path = Path(__file__).resolve().parent.parent / "tests" / "rtl" / "test_top.py"
-    spec = importlib.util.spec_from_file_location("_presil_test_top", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    b = mod.top_build()
+    b = top_build()
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         res = run(b, "test_top_cocotb", tmp, testcase="conv_through_top")

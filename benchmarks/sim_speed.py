@@ -26,7 +26,6 @@ cores: +-30 % between invocations).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import statistics
 import subprocess
@@ -37,16 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
 CMD_ADDR, WIN_ADDR = 0x0001_0000, 0x0010_0000
 MEM = {"rd_latency": 1, "wr_latency": 1, "stall": 0.0, "seed": 1}
-
-
-def _test_top():
-    spec = importlib.util.spec_from_file_location("_presil_test_top", REPO / "tests" / "rtl" / "test_top.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def layer(spec=(64, 64, 3, 1, 1), hw=(16, 16)):
@@ -129,9 +120,10 @@ def cpp_harness(instrs, win, want, repeats: int, array_cycles: int) -> dict:
 
 
 def cocotb_run(instrs, win, want, repeats: int) -> dict:
+    from presil.tb.npu_tb_top import top_build
     from presil.tb.runner import run
 
-    b = _test_top().top_build()
+    b = top_build()
     with tempfile.TemporaryDirectory() as tmp:
         job = Path(tmp) / "job.npz"
         np.savez(job, instrs=np.frombuffer(b"".join(instrs), np.uint8), win=win, repeats=repeats, **MEM)

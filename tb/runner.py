@@ -38,10 +38,10 @@ from filelock import FileLock
 
 from cocotb_tools.runner import Verilator
 
+from presil import rtl
 from presil.tb.verilator import verilator_bin, verilator_env
 
-REPO = Path(__file__).resolve().parent.parent
-RTL_DIR = REPO / "rtl"
+RTL_DIR = rtl.rtl_dir()      # the checkout's rtl/, or the copy an installed wheel carries
 VLT_FILE = RTL_DIR / "npu.vlt"
 TESTS_DIR = Path(__file__).resolve().parent / "tests"   # the cocotb test modules
 
@@ -67,7 +67,7 @@ class SimulationError(AssertionError):
 
 
 def build_root() -> Path:
-    return Path(os.environ.get("PRESIL_SIM_BUILD", REPO / "build" / "sim"))
+    return rtl.build_root()
 
 
 def _make_env(env: dict[str, str]) -> dict[str, str]:

@@ -1,12 +1,11 @@
-"""The pytest/CLI side of the pyuvm tests: picks the npu_top build (the cached
-one of tests/rtl/test_top.py; a separate FST build for waves; a separate
-`--coverage` build under build/sim/coverage), runs one uvm test, re-runs a
-failing one once with waves, and merges coverage across runs into
-build/coverage/ (functional: cocotb-coverage YAML; code: coverage.dat)."""
+"""The pytest/CLI side of the pyuvm tests: picks the npu_tb_top build
+(presil.tb.npu_tb_top: the cached plain build, a separate FST build for waves,
+a separate coverage build), runs one uvm test, re-runs a failing one once with
+waves, and merges coverage across runs into build/coverage/ (functional:
+cocotb-coverage YAML; code: coverage.dat)."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -14,37 +13,18 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from presil import rtl
 from presil.tb import coverage as cov
-from presil.tb.runner import REPO, build, build_root, run
+from presil.tb.npu_tb_top import top_build
+from presil.tb.runner import run
 from presil.tb.uvm.jobs import JOBS_ENV, read_results
 
 MODULE = "test_uvm_cocotb"
-COVERAGE_DIR = REPO / "build" / "coverage"
-
-
-def _top_module():
-    """tests/rtl/test_top.py: the one definition of npu_top's sources and build
-    arguments, so that these tests share its cached build."""
-    path = REPO / "tests" / "rtl" / "test_top.py"
-    spec = importlib.util.spec_from_file_location("_presil_test_top", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+COVERAGE_DIR = rtl.work_root() / "coverage"
 
 
 def env_flag(name: str) -> bool:
     return os.environ.get(name, "") not in ("", "0", "no", "false")
-
-
-def top_build(*, waves: bool = False, coverage: bool = False):
-    t = _top_module()
-    if not waves and not coverage:
-        return t.top_build()
-    extra = t.build_args()
-    if coverage:       # same configuration name: a folder of its own, or the builds would evict each other
-        extra += cov.COVERAGE_ARGS
-    return build("npu_tb_top", t.sources(), {"ROWS": 16, "COLS": 16}, waves="fst" if waves else None,
-                 extra_args=extra, root=build_root() / "coverage" if coverage else None)
 
 
 @dataclass

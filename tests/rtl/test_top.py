@@ -1,44 +1,11 @@
 """npu_top on Verilator: registers, DMA programs against the golden ISS, tokens,
-errors, IRQ and perf counters (tb/tests/test_top_cocotb.py). One cached build."""
+errors, IRQ and perf counters (tb/tests/test_top_cocotb.py). The build is
+presil.tb.npu_tb_top's, shared with the pyuvm tests."""
 
 from __future__ import annotations
 
-import hashlib
-
-from presil.tb.runner import RTL_DIR, SimulationError, build, run
-
-DPI = RTL_DIR / "sim" / "axi_mem_dpi.cpp"
-GEN = RTL_DIR / "generated"
-
-
-TOP_FILES = ("npu_sram.sv", "npu_decode.sv", "npu_tokens.sv", "npu_dma.sv", "npu_axi_arb.sv", "npu_perf.sv",
-             "npu_cmd.sv")
-
-
-def compute_sources() -> list:
-    """The compute engine and its blocks: every rtl/*.sv that is not npu_top's own."""
-    own = {"npu_top.sv", *TOP_FILES}
-    return [RTL_DIR / "npu_compute.vlt"] + sorted(p for p in RTL_DIR.glob("*.sv") if p.name not in own)
-
-
-def sources() -> list:
-    return [RTL_DIR / "npu_top.vlt", RTL_DIR / "regs" / "npu_regs.vlt",
-            GEN / "npu_isa_pkg.sv", GEN / "npu_regmap_pkg.sv", GEN / "npu_regs_pkg.sv", GEN / "npu_regs.sv",
-            *(RTL_DIR / f for f in TOP_FILES), *compute_sources(), RTL_DIR / "npu_top.sv",
-            RTL_DIR / "sim" / "axi_mem.sv", RTL_DIR / "sim" / "npu_tb_top.sv"]
-
-
-def build_args() -> list:
-    """Verilator arguments of the npu_tb_top builds (plain, waves, coverage).
-    The C++ model is not a source the runner hashes: its digest in a define
-    makes a change to it rebuild. --export-dynamic lets tb/memory.py find the
-    backdoor functions with ctypes."""
-    digest = hashlib.sha256(DPI.read_bytes()).hexdigest()[:16]
-    return [str(DPI), "-CFLAGS", f"-DAXI_MEM_DPI_SHA={digest}", "-LDFLAGS", "-Wl,--export-dynamic"]
-
-
-def top_build():
-    return build("npu_tb_top", sources(), {"ROWS": 16, "COLS": 16}, extra_args=build_args())
+from presil.tb.npu_tb_top import top_build
+from presil.tb.runner import SimulationError, run
 
 
 def test_top(tmp_path):
