@@ -242,22 +242,24 @@ _F32_EXACT = float(2**24)  # float32 holds every integer of magnitude <= 2**24
 
 class _Weights:
     """What the fast GEMM derives from one int8 weight tensor (C_out, taps, C_in):
-    the float32 matrix (C_out, K) and per output channel sum_k |w| (exact, float64);
+    the float32 matrix as (K, C_out), contiguous (the layout BLAS multiplies
+    fastest here, also for the few-row GEMMs of the last stages, whose weights
+    come cold from memory), and per output channel sum_k |w| (exact, float64);
     |w| as float32, (C_out, taps, C_in) and summed over taps (C_out, C_in), only
     when a tighter bound is needed."""
 
     def __init__(self, w: np.ndarray):
         self.shape = w.shape
         w2 = w.reshape(w.shape[0], -1)
-        self.f32 = w2.astype(np.float32)
+        self.f32t = np.ascontiguousarray(w2.T, dtype=np.float32)
         self.abs_sum = np.abs(w2, dtype=np.int32).sum(axis=1).astype(np.float64)
         self._abs = None
-        self.nbytes = 2 * self.f32.nbytes  # with abs, counted from the start
+        self.nbytes = 2 * self.f32t.nbytes  # with abs, counted from the start
 
     @property
     def abs(self) -> np.ndarray:
         if self._abs is None:
-            a = np.abs(self.f32).reshape(self.shape)
+            a = np.ascontiguousarray(np.abs(self.f32t.T)).reshape(self.shape)  # C order: reshapes stay views
             # summed over taps: integers <= taps * 128, exact in float32 (taps <= 512 used)
             self._abs = (a, a.sum(axis=1) if self.shape[1] > 1 else a[:, 0])
         return self._abs
@@ -355,7 +357,7 @@ class _Gemm:
     product's shape, channels last."""
 
     def __init__(self, cols: np.ndarray, x: np.ndarray, x_zp: int, wts: _Weights, shape: tuple):
-        self.cols, self.wt, self.shape = cols, wts.f32.T, shape
+        self.cols, self.wt, self.shape = cols, wts.f32t, shape
         self.p = int(np.prod(shape[:-1]))
         self.block_rows = -(-1024 // cols.shape[1]) * cols.shape[1] if cols.ndim == 5 else 1024
         self.chunks = _gemm_chunks(x, x_zp, wts)
@@ -377,8 +379,6 @@ class _Gemm:
         if self.chunks is None:
             return c.astype(np.float64) @ self.wt64
         if len(self.chunks) == 1:
-            if c.shape[0] <= 64:  # few rows: BLAS runs W @ cols.T ~1.2x faster (same exact values)
-                return (self.wt.T @ c.T).T
             return np.matmul(c, self.wt, out=out)
         acc = None
         for k0, k1 in self.chunks:  # float64 sums of exact float32 GEMMs
