@@ -44,7 +44,6 @@ from presil.golden.asm import ProgramBuilder
 from presil.golden.isa import ISA, INSTR_BYTES, isa_hash
 from presil.host import smoke
 from presil.host.regs import regmap_info
-from presil.host.transport import open_transport
 from presil.host.transport import sim as sim_proto
 from presil.host.transport.golden import GoldenDevice, GoldenTransport
 
@@ -174,13 +173,6 @@ class Pair:
             assert not (x & ENGINE_BUSY) or x & BUSY, f"{k}: STATUS 0x{x:x} has an engine busy while not BUSY"
         assert v["golden"] & 0b111 == v["sim"] & 0b111, f"STATUS: golden 0x{v['golden']:x}, sim 0x{v['sim']:x}"
         return v["golden"] & 0b111
-
-
-@pytest.fixture(scope="module")
-def sim():
-    t = open_transport("sim:")
-    yield t
-    t.close()
 
 
 @pytest.fixture

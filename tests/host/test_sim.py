@@ -29,13 +29,6 @@ from test_transport import test_dma_roundtrip_unaligned, test_registers_exact_32
 SCRATCH = regmap_info.OFFSETS["SCRATCH"]
 
 
-@pytest.fixture(scope="module")
-def sim():
-    t = open_transport("sim:")
-    yield t
-    t.close()
-
-
 @pytest.fixture
 def transport(sim):
     return sim
