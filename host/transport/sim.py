@@ -216,19 +216,28 @@ class SimTransport(Transport):
 
     # -- framing ---------------------------------------------------------------------
     def _call(self, op: int, *parts, timeout: float | None = None) -> bytes:
+        return self._calls([(op, parts)], timeout=timeout)[0]
+
+    def _calls(self, requests: list[tuple[int, tuple]], timeout: float | None = None) -> list[bytes]:
+        """Send every request, then read the replies in order. Several requests
+        go out before the first reply is read, so the simulator finds each one
+        waiting when it finishes the one before (no idle clocks between them)."""
         if self._broken:
             raise TransportError(f"{self.uri}: {self._broken}")
         if self._sock is None:
             raise TransportError(f"{self.uri}: the simulator connection is closed")
-        n = sum(len(p) for p in parts)
+        replies = []
         with self._lock:
+            op = requests[0][0]
             try:
                 self._sock.settimeout(timeout or self.io_timeout)
-                self._sock.sendall(struct.pack("<II", n, op))
-                for p in parts:
-                    self._sock.sendall(p)
-                length, status = struct.unpack("<II", self._recv(8))
-                body = self._recv(length)
+                for op, parts in requests:
+                    self._sock.sendall(struct.pack("<II", sum(len(p) for p in parts), op))
+                    for p in parts:
+                        self._sock.sendall(p)
+                for op, _ in requests:
+                    length, status = struct.unpack("<II", self._recv(8))
+                    replies.append((op, status, self._recv(length)))
             except socket.timeout:
                 self._broken = f"the simulator did not answer {_OP_NAMES[op]} in time; connection dropped"
                 self._kill()
@@ -237,14 +246,16 @@ class SimTransport(Transport):
             except (ConnectionError, EOFError, OSError) as e:
                 self._broken = f"the simulator went away ({type(e).__name__})"
                 raise self._crashed(_OP_NAMES[op]) from None
-        if status == OK:
-            return body
-        msg = body.decode(errors="replace")
-        if status == ERR_MISMATCH:
-            raise SimHandshakeRefused(msg)
-        if status == ERR_RANGE:
-            raise DmaWindowError(f"{self.uri}: {msg}")
-        raise TransportError(f"{self.uri}: {_OP_NAMES[op]}: {msg}")
+        for op, status, body in replies:
+            if status == OK:
+                continue
+            msg = body.decode(errors="replace")
+            if status == ERR_MISMATCH:
+                raise SimHandshakeRefused(msg)
+            if status == ERR_RANGE:
+                raise DmaWindowError(f"{self.uri}: {msg}")
+            raise TransportError(f"{self.uri}: {_OP_NAMES[op]}: {msg}")
+        return [body for _, _, body in replies]
 
     def _recv(self, n: int) -> bytes:
         buf = bytearray(n)
@@ -285,6 +296,15 @@ class SimTransport(Transport):
     def write32(self, addr: int, value: int) -> None:
         self.check_reg(addr, value)
         self._call(WRITE32, struct.pack("<II", addr, value))
+
+    def write32_burst(self, writes: list[tuple[int, int]]) -> None:
+        """Register writes back to back, as a CPU posts them over PCIe: every
+        write lands a fixed number of cycles after the one before, so the
+        outcome does not depend on host timing (sim: only)."""
+        for addr, value in writes:
+            self.check_reg(addr, value)
+        if writes:
+            self._calls([(WRITE32, (struct.pack("<II", addr, value),)) for addr, value in writes])
 
     def dma_write(self, dev_addr: int, data) -> None:
         mv = memoryview(data).cast("B")

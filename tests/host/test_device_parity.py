@@ -35,7 +35,6 @@ test_golden_soft_reset_keeps_perf_counters checks the golden model's fix alone.
 
 from __future__ import annotations
 
-import struct
 import time
 
 import pytest
@@ -44,7 +43,6 @@ from presil.golden.asm import ProgramBuilder
 from presil.golden.isa import ISA, INSTR_BYTES, isa_hash
 from presil.host import smoke
 from presil.host.regs import regmap_info
-from presil.host.transport import sim as sim_proto
 from presil.host.transport.golden import GoldenDevice, GoldenTransport
 
 REGS = regmap_info.REGISTERS
@@ -664,20 +662,12 @@ def test_golden_soft_reset_keeps_perf_counters():
 
 
 def _burst(dev: Pair, writes: list[tuple[str, int]]) -> None:
-    """Register writes issued back to back, as a CPU posts them over PCIe. golden: one after the other; sim: all
-    frames sent in one go before reading the replies (the transport's framing), so the simulator finds each
-    request waiting when it finishes the one before and never clocks in the background between them: every
-    write lands on a fixed cycle after the first, and the outcome is deterministic."""
+    """Register writes issued back to back, as a CPU posts them over PCIe. golden: one after the other; sim:
+    SimTransport.write32_burst (all requests sent before the first reply is read, so every write lands on a
+    fixed cycle after the first and the outcome is deterministic)."""
     for name, v in writes:
         dev.golden.write32(OFF[name], v)
-    sim = dev.sim
-    frames = b"".join(struct.pack("<IIII", 8, sim_proto.WRITE32, OFF[name], v) for name, v in writes)
-    with sim._lock:
-        sim._sock.sendall(frames)
-        for name, _ in writes:
-            length, status = struct.unpack("<II", sim._recv(8))
-            body = sim._recv(length)
-            assert status == sim_proto.OK, f"WRITE32 {name}: status {status} {body!r}"
+    dev.sim.write32_burst([(OFF[name], v) for name, v in writes])
 
 
 def test_irq_status_write_does_not_lose_a_concurrent_set(dev):

@@ -18,7 +18,7 @@ from presil.golden.iss import run as golden_run
 from presil.host import smoke
 from presil.host.bringup import Bringup
 from presil.host.driver import Device
-from presil.host.errors import BadDeviceURI, DeviceNotFound, DeviceTimeout, DmaWindowError
+from presil.host.errors import BadDeviceURI, DeviceNotFound, DeviceTimeout, DmaWindowError, TransportError
 from presil.host.regs import regmap_info
 from presil.host.simbuild import build_cosim
 from presil.host.transport import open_transport
@@ -76,6 +76,18 @@ def test_dma_outside_memory_is_named(sim):
         sim.dma_read(64 << 20, 1)
     sim.write32(SCRATCH, 7)  # the connection is still in step
     assert sim.read32(SCRATCH) == 7
+
+
+def test_write32_burst_lands_every_write_in_order(sim):
+    """Back-to-back writes: all sent before any reply is read; the last one wins; a bad address is refused
+    before anything is sent, and the connection stays in step."""
+    irq_enable = regmap_info.OFFSETS["IRQ_ENABLE"]
+    sim.write32_burst([(SCRATCH, v) for v in range(1, 40)] + [(irq_enable, 0)])
+    assert sim.read32(SCRATCH) == 39
+    with pytest.raises(TransportError, match="0x2 is not 32-bit aligned"):
+        sim.write32_burst([(SCRATCH, 5), (0x2, 1)])
+    assert sim.read32(SCRATCH) == 39
+    sim.write32_burst([])
 
 
 def test_time_model_idle_costs_nothing(sim):
