@@ -80,6 +80,31 @@ def _sv(isa: IsaSpec, hash_: int) -> str:
     for k, v in isa.constants.items():
         p(f"    localparam int unsigned {k.upper()} = {v};")
     p("")
+    p("    // Field value (sign-extended when signed) and the min/max check of every field of")
+    p("    // an instruction (BAD_FIELD), generated so that a field added to the ISA is checked.")
+    p("    function automatic longint field_value(input logic [INSTR_BITS-1:0] w, input int unsigned lsb,")
+    p("                                           input int unsigned width, input bit sgn);")
+    p("        logic [63:0] raw;")
+    p("        raw = 64'(w >> lsb) & ((64'd1 << width) - 64'd1);")
+    p("        if (sgn && raw[width-1]) return longint'(raw) - (longint'(1) << width);")
+    p("        return longint'(raw);")
+    p("    endfunction")
+    p("    function automatic bit field_in_range(input logic [INSTR_BITS-1:0] w, input int unsigned lsb,")
+    p("                                          input int unsigned width, input bit sgn, input longint mn,")
+    p("                                          input longint mx);")
+    p("        longint v;")
+    p("        v = field_value(w, lsb, width, sgn);")
+    p("        return v >= mn && v <= mx;")
+    p("    endfunction")
+    for ins in isa.instructions:
+        if not ins.fields:
+            continue
+        p(f"    function automatic bit {ins.name}_fields_in_range(input logic [INSTR_BITS-1:0] i);")
+        terms = [f"field_in_range(i, {n}_LSB, {n}_W, {n}_SIGNED, {n}_MIN, {n}_MAX)"
+                 for n in (f"{ins.name}_{f.name.upper()}" for f in ins.fields)]
+        p("        return " + "\n            && ".join(terms) + ";")
+        p("    endfunction")
+    p("")
     # The device error codes (err_code_e) are defined once, by the register
     # map's enum in npu_regmap_pkg; tests check golden's ErrorCode against it.
     p("endpackage")

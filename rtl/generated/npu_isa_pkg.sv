@@ -436,5 +436,108 @@ package npu_isa_pkg;
     localparam int unsigned TOKEN_MAX = 255;
     localparam int unsigned QUEUE_DEPTH = 16;
 
+    // Field value (sign-extended when signed) and the min/max check of every field of
+    // an instruction (BAD_FIELD), generated so that a field added to the ISA is checked.
+    function automatic longint field_value(input logic [INSTR_BITS-1:0] w, input int unsigned lsb,
+                                           input int unsigned width, input bit sgn);
+        logic [63:0] raw;
+        raw = 64'(w >> lsb) & ((64'd1 << width) - 64'd1);
+        if (sgn && raw[width-1]) return longint'(raw) - (longint'(1) << width);
+        return longint'(raw);
+    endfunction
+    function automatic bit field_in_range(input logic [INSTR_BITS-1:0] w, input int unsigned lsb,
+                                          input int unsigned width, input bit sgn, input longint mn,
+                                          input longint mx);
+        longint v;
+        v = field_value(w, lsb, width, sgn);
+        return v >= mn && v <= mx;
+    endfunction
+    function automatic bit LOAD_fields_in_range(input logic [INSTR_BITS-1:0] i);
+        return field_in_range(i, LOAD_MEM_LSB, LOAD_MEM_W, LOAD_MEM_SIGNED, LOAD_MEM_MIN, LOAD_MEM_MAX)
+            && field_in_range(i, LOAD_DRAM_OFFSET_LSB, LOAD_DRAM_OFFSET_W, LOAD_DRAM_OFFSET_SIGNED, LOAD_DRAM_OFFSET_MIN, LOAD_DRAM_OFFSET_MAX)
+            && field_in_range(i, LOAD_DRAM_STRIDE_LSB, LOAD_DRAM_STRIDE_W, LOAD_DRAM_STRIDE_SIGNED, LOAD_DRAM_STRIDE_MIN, LOAD_DRAM_STRIDE_MAX)
+            && field_in_range(i, LOAD_SRAM_ADDR_LSB, LOAD_SRAM_ADDR_W, LOAD_SRAM_ADDR_SIGNED, LOAD_SRAM_ADDR_MIN, LOAD_SRAM_ADDR_MAX)
+            && field_in_range(i, LOAD_SRAM_STRIDE_LSB, LOAD_SRAM_STRIDE_W, LOAD_SRAM_STRIDE_SIGNED, LOAD_SRAM_STRIDE_MIN, LOAD_SRAM_STRIDE_MAX)
+            && field_in_range(i, LOAD_Y_COUNT_LSB, LOAD_Y_COUNT_W, LOAD_Y_COUNT_SIGNED, LOAD_Y_COUNT_MIN, LOAD_Y_COUNT_MAX)
+            && field_in_range(i, LOAD_X_WORDS_LSB, LOAD_X_WORDS_W, LOAD_X_WORDS_SIGNED, LOAD_X_WORDS_MIN, LOAD_X_WORDS_MAX);
+    endfunction
+    function automatic bit STORE_fields_in_range(input logic [INSTR_BITS-1:0] i);
+        return field_in_range(i, STORE_MEM_LSB, STORE_MEM_W, STORE_MEM_SIGNED, STORE_MEM_MIN, STORE_MEM_MAX)
+            && field_in_range(i, STORE_DRAM_OFFSET_LSB, STORE_DRAM_OFFSET_W, STORE_DRAM_OFFSET_SIGNED, STORE_DRAM_OFFSET_MIN, STORE_DRAM_OFFSET_MAX)
+            && field_in_range(i, STORE_DRAM_STRIDE_LSB, STORE_DRAM_STRIDE_W, STORE_DRAM_STRIDE_SIGNED, STORE_DRAM_STRIDE_MIN, STORE_DRAM_STRIDE_MAX)
+            && field_in_range(i, STORE_SRAM_ADDR_LSB, STORE_SRAM_ADDR_W, STORE_SRAM_ADDR_SIGNED, STORE_SRAM_ADDR_MIN, STORE_SRAM_ADDR_MAX)
+            && field_in_range(i, STORE_SRAM_STRIDE_LSB, STORE_SRAM_STRIDE_W, STORE_SRAM_STRIDE_SIGNED, STORE_SRAM_STRIDE_MIN, STORE_SRAM_STRIDE_MAX)
+            && field_in_range(i, STORE_Y_COUNT_LSB, STORE_Y_COUNT_W, STORE_Y_COUNT_SIGNED, STORE_Y_COUNT_MIN, STORE_Y_COUNT_MAX)
+            && field_in_range(i, STORE_X_WORDS_LSB, STORE_X_WORDS_W, STORE_X_WORDS_SIGNED, STORE_X_WORDS_MIN, STORE_X_WORDS_MAX);
+    endfunction
+    function automatic bit GEMM_fields_in_range(input logic [INSTR_BITS-1:0] i);
+        return field_in_range(i, GEMM_ACCUMULATE_LSB, GEMM_ACCUMULATE_W, GEMM_ACCUMULATE_SIGNED, GEMM_ACCUMULATE_MIN, GEMM_ACCUMULATE_MAX)
+            && field_in_range(i, GEMM_IN_ADDR_LSB, GEMM_IN_ADDR_W, GEMM_IN_ADDR_SIGNED, GEMM_IN_ADDR_MIN, GEMM_IN_ADDR_MAX)
+            && field_in_range(i, GEMM_IN_H_LSB, GEMM_IN_H_W, GEMM_IN_H_SIGNED, GEMM_IN_H_MIN, GEMM_IN_H_MAX)
+            && field_in_range(i, GEMM_IN_W_LSB, GEMM_IN_W_W, GEMM_IN_W_SIGNED, GEMM_IN_W_MIN, GEMM_IN_W_MAX)
+            && field_in_range(i, GEMM_IN_CB_LSB, GEMM_IN_CB_W, GEMM_IN_CB_SIGNED, GEMM_IN_CB_MIN, GEMM_IN_CB_MAX)
+            && field_in_range(i, GEMM_CB_START_LSB, GEMM_CB_START_W, GEMM_CB_START_SIGNED, GEMM_CB_START_MIN, GEMM_CB_START_MAX)
+            && field_in_range(i, GEMM_CB_COUNT_LSB, GEMM_CB_COUNT_W, GEMM_CB_COUNT_SIGNED, GEMM_CB_COUNT_MIN, GEMM_CB_COUNT_MAX)
+            && field_in_range(i, GEMM_OUT_H_LSB, GEMM_OUT_H_W, GEMM_OUT_H_SIGNED, GEMM_OUT_H_MIN, GEMM_OUT_H_MAX)
+            && field_in_range(i, GEMM_OUT_W_LSB, GEMM_OUT_W_W, GEMM_OUT_W_SIGNED, GEMM_OUT_W_MIN, GEMM_OUT_W_MAX)
+            && field_in_range(i, GEMM_K_H_LSB, GEMM_K_H_W, GEMM_K_H_SIGNED, GEMM_K_H_MIN, GEMM_K_H_MAX)
+            && field_in_range(i, GEMM_K_W_LSB, GEMM_K_W_W, GEMM_K_W_SIGNED, GEMM_K_W_MIN, GEMM_K_W_MAX)
+            && field_in_range(i, GEMM_STRIDE_H_LSB, GEMM_STRIDE_H_W, GEMM_STRIDE_H_SIGNED, GEMM_STRIDE_H_MIN, GEMM_STRIDE_H_MAX)
+            && field_in_range(i, GEMM_STRIDE_W_LSB, GEMM_STRIDE_W_W, GEMM_STRIDE_W_SIGNED, GEMM_STRIDE_W_MIN, GEMM_STRIDE_W_MAX)
+            && field_in_range(i, GEMM_PAD_T_LSB, GEMM_PAD_T_W, GEMM_PAD_T_SIGNED, GEMM_PAD_T_MIN, GEMM_PAD_T_MAX)
+            && field_in_range(i, GEMM_PAD_L_LSB, GEMM_PAD_L_W, GEMM_PAD_L_SIGNED, GEMM_PAD_L_MIN, GEMM_PAD_L_MAX)
+            && field_in_range(i, GEMM_IN_ZP_LSB, GEMM_IN_ZP_W, GEMM_IN_ZP_SIGNED, GEMM_IN_ZP_MIN, GEMM_IN_ZP_MAX)
+            && field_in_range(i, GEMM_WGT_ADDR_LSB, GEMM_WGT_ADDR_W, GEMM_WGT_ADDR_SIGNED, GEMM_WGT_ADDR_MIN, GEMM_WGT_ADDR_MAX)
+            && field_in_range(i, GEMM_ACC_ADDR_LSB, GEMM_ACC_ADDR_W, GEMM_ACC_ADDR_SIGNED, GEMM_ACC_ADDR_MIN, GEMM_ACC_ADDR_MAX);
+    endfunction
+    function automatic bit POST_fields_in_range(input logic [INSTR_BITS-1:0] i);
+        return field_in_range(i, POST_ACC_ADDR_LSB, POST_ACC_ADDR_W, POST_ACC_ADDR_SIGNED, POST_ACC_ADDR_MIN, POST_ACC_ADDR_MAX)
+            && field_in_range(i, POST_OUT_ADDR_LSB, POST_OUT_ADDR_W, POST_OUT_ADDR_SIGNED, POST_OUT_ADDR_MIN, POST_OUT_ADDR_MAX)
+            && field_in_range(i, POST_COUNT_LSB, POST_COUNT_W, POST_COUNT_SIGNED, POST_COUNT_MIN, POST_COUNT_MAX)
+            && field_in_range(i, POST_OUT_STRIDE_LSB, POST_OUT_STRIDE_W, POST_OUT_STRIDE_SIGNED, POST_OUT_STRIDE_MIN, POST_OUT_STRIDE_MAX)
+            && field_in_range(i, POST_PAR_ADDR_LSB, POST_PAR_ADDR_W, POST_PAR_ADDR_SIGNED, POST_PAR_ADDR_MIN, POST_PAR_ADDR_MAX)
+            && field_in_range(i, POST_OUT_ZP_LSB, POST_OUT_ZP_W, POST_OUT_ZP_SIGNED, POST_OUT_ZP_MIN, POST_OUT_ZP_MAX)
+            && field_in_range(i, POST_CLAMP_MIN_LSB, POST_CLAMP_MIN_W, POST_CLAMP_MIN_SIGNED, POST_CLAMP_MIN_MIN, POST_CLAMP_MIN_MAX)
+            && field_in_range(i, POST_CLAMP_MAX_LSB, POST_CLAMP_MAX_W, POST_CLAMP_MAX_SIGNED, POST_CLAMP_MAX_MIN, POST_CLAMP_MAX_MAX);
+    endfunction
+    function automatic bit ADD_fields_in_range(input logic [INSTR_BITS-1:0] i);
+        return field_in_range(i, ADD_A_ADDR_LSB, ADD_A_ADDR_W, ADD_A_ADDR_SIGNED, ADD_A_ADDR_MIN, ADD_A_ADDR_MAX)
+            && field_in_range(i, ADD_B_ADDR_LSB, ADD_B_ADDR_W, ADD_B_ADDR_SIGNED, ADD_B_ADDR_MIN, ADD_B_ADDR_MAX)
+            && field_in_range(i, ADD_OUT_ADDR_LSB, ADD_OUT_ADDR_W, ADD_OUT_ADDR_SIGNED, ADD_OUT_ADDR_MIN, ADD_OUT_ADDR_MAX)
+            && field_in_range(i, ADD_COUNT_LSB, ADD_COUNT_W, ADD_COUNT_SIGNED, ADD_COUNT_MIN, ADD_COUNT_MAX)
+            && field_in_range(i, ADD_A_ZP_LSB, ADD_A_ZP_W, ADD_A_ZP_SIGNED, ADD_A_ZP_MIN, ADD_A_ZP_MAX)
+            && field_in_range(i, ADD_B_ZP_LSB, ADD_B_ZP_W, ADD_B_ZP_SIGNED, ADD_B_ZP_MIN, ADD_B_ZP_MAX)
+            && field_in_range(i, ADD_OUT_ZP_LSB, ADD_OUT_ZP_W, ADD_OUT_ZP_SIGNED, ADD_OUT_ZP_MIN, ADD_OUT_ZP_MAX)
+            && field_in_range(i, ADD_CLAMP_MIN_LSB, ADD_CLAMP_MIN_W, ADD_CLAMP_MIN_SIGNED, ADD_CLAMP_MIN_MIN, ADD_CLAMP_MIN_MAX)
+            && field_in_range(i, ADD_CLAMP_MAX_LSB, ADD_CLAMP_MAX_W, ADD_CLAMP_MAX_SIGNED, ADD_CLAMP_MAX_MIN, ADD_CLAMP_MAX_MAX)
+            && field_in_range(i, ADD_A_MULT_LSB, ADD_A_MULT_W, ADD_A_MULT_SIGNED, ADD_A_MULT_MIN, ADD_A_MULT_MAX)
+            && field_in_range(i, ADD_A_SHIFT_LSB, ADD_A_SHIFT_W, ADD_A_SHIFT_SIGNED, ADD_A_SHIFT_MIN, ADD_A_SHIFT_MAX)
+            && field_in_range(i, ADD_B_MULT_LSB, ADD_B_MULT_W, ADD_B_MULT_SIGNED, ADD_B_MULT_MIN, ADD_B_MULT_MAX)
+            && field_in_range(i, ADD_B_SHIFT_LSB, ADD_B_SHIFT_W, ADD_B_SHIFT_SIGNED, ADD_B_SHIFT_MIN, ADD_B_SHIFT_MAX)
+            && field_in_range(i, ADD_OUT_MULT_LSB, ADD_OUT_MULT_W, ADD_OUT_MULT_SIGNED, ADD_OUT_MULT_MIN, ADD_OUT_MULT_MAX)
+            && field_in_range(i, ADD_OUT_SHIFT_LSB, ADD_OUT_SHIFT_W, ADD_OUT_SHIFT_SIGNED, ADD_OUT_SHIFT_MIN, ADD_OUT_SHIFT_MAX);
+    endfunction
+    function automatic bit POOL_fields_in_range(input logic [INSTR_BITS-1:0] i);
+        return field_in_range(i, POOL_MODE_LSB, POOL_MODE_W, POOL_MODE_SIGNED, POOL_MODE_MIN, POOL_MODE_MAX)
+            && field_in_range(i, POOL_COUNT_INCLUDE_PAD_LSB, POOL_COUNT_INCLUDE_PAD_W, POOL_COUNT_INCLUDE_PAD_SIGNED, POOL_COUNT_INCLUDE_PAD_MIN, POOL_COUNT_INCLUDE_PAD_MAX)
+            && field_in_range(i, POOL_IN_ADDR_LSB, POOL_IN_ADDR_W, POOL_IN_ADDR_SIGNED, POOL_IN_ADDR_MIN, POOL_IN_ADDR_MAX)
+            && field_in_range(i, POOL_IN_H_LSB, POOL_IN_H_W, POOL_IN_H_SIGNED, POOL_IN_H_MIN, POOL_IN_H_MAX)
+            && field_in_range(i, POOL_IN_W_LSB, POOL_IN_W_W, POOL_IN_W_SIGNED, POOL_IN_W_MIN, POOL_IN_W_MAX)
+            && field_in_range(i, POOL_IN_CB_LSB, POOL_IN_CB_W, POOL_IN_CB_SIGNED, POOL_IN_CB_MIN, POOL_IN_CB_MAX)
+            && field_in_range(i, POOL_OUT_H_LSB, POOL_OUT_H_W, POOL_OUT_H_SIGNED, POOL_OUT_H_MIN, POOL_OUT_H_MAX)
+            && field_in_range(i, POOL_OUT_W_LSB, POOL_OUT_W_W, POOL_OUT_W_SIGNED, POOL_OUT_W_MIN, POOL_OUT_W_MAX)
+            && field_in_range(i, POOL_K_H_LSB, POOL_K_H_W, POOL_K_H_SIGNED, POOL_K_H_MIN, POOL_K_H_MAX)
+            && field_in_range(i, POOL_K_W_LSB, POOL_K_W_W, POOL_K_W_SIGNED, POOL_K_W_MIN, POOL_K_W_MAX)
+            && field_in_range(i, POOL_STRIDE_H_LSB, POOL_STRIDE_H_W, POOL_STRIDE_H_SIGNED, POOL_STRIDE_H_MIN, POOL_STRIDE_H_MAX)
+            && field_in_range(i, POOL_STRIDE_W_LSB, POOL_STRIDE_W_W, POOL_STRIDE_W_SIGNED, POOL_STRIDE_W_MIN, POOL_STRIDE_W_MAX)
+            && field_in_range(i, POOL_PAD_T_LSB, POOL_PAD_T_W, POOL_PAD_T_SIGNED, POOL_PAD_T_MIN, POOL_PAD_T_MAX)
+            && field_in_range(i, POOL_PAD_L_LSB, POOL_PAD_L_W, POOL_PAD_L_SIGNED, POOL_PAD_L_MIN, POOL_PAD_L_MAX)
+            && field_in_range(i, POOL_OUT_ADDR_LSB, POOL_OUT_ADDR_W, POOL_OUT_ADDR_SIGNED, POOL_OUT_ADDR_MIN, POOL_OUT_ADDR_MAX)
+            && field_in_range(i, POOL_IN_ZP_LSB, POOL_IN_ZP_W, POOL_IN_ZP_SIGNED, POOL_IN_ZP_MIN, POOL_IN_ZP_MAX)
+            && field_in_range(i, POOL_OUT_ZP_LSB, POOL_OUT_ZP_W, POOL_OUT_ZP_SIGNED, POOL_OUT_ZP_MIN, POOL_OUT_ZP_MAX)
+            && field_in_range(i, POOL_MULT_LSB, POOL_MULT_W, POOL_MULT_SIGNED, POOL_MULT_MIN, POOL_MULT_MAX)
+            && field_in_range(i, POOL_SHIFT_LSB, POOL_SHIFT_W, POOL_SHIFT_SIGNED, POOL_SHIFT_MIN, POOL_SHIFT_MAX);
+    endfunction
+
 endpackage
 /* verilator lint_on UNUSEDPARAM */
